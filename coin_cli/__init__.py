@@ -1,0 +1,3 @@
+"""coin: reinforcement-learning crypto trading on Binance Spot."""
+
+__version__ = "0.1.0"

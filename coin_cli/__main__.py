@@ -1,0 +1,3 @@
+from coin_cli.app import main
+
+main()

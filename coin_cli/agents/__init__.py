@@ -1,0 +1,1 @@
+"""Policies: the Policy protocol, baselines, SB3 models."""

@@ -1,0 +1,118 @@
+"""Root command: mounts the five groups, the global options, and the ONE place where
+exceptions become exit codes (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from coin_cli import __version__
+from coin_cli.commands import data, notify, stream, trade, train
+from coin_cli.context import AppContext
+from coin_cli.errors import CoinError, ExitCode
+
+
+class CoinGroup(TyperGroup):
+    """Maps every exception raised below the root to one stderr line and its exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except CoinError as exc:
+            _fail(ctx, str(exc), exc.exit_code, exc)
+        except KeyboardInterrupt as exc:
+            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, exc)
+        except Exception as exc:  # an unexpected error is a bug: say so, hint at -v
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            _fail(ctx, message, ExitCode.UNEXPECTED, exc, hint=True)
+
+
+def _fail(ctx: typer.Context, message: str, code: int, exc: BaseException, hint: bool = False) -> None:
+    from coin_cli.config import redact
+    from coin_cli.render import error_line
+
+    app_ctx = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
+    run = app_ctx.run
+    if run is not None and run.meta.get("status") == "running":
+        run.finish("interrupted" if code == ExitCode.INTERRUPTED else "failed", code)
+    if app_ctx.verbose:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    text = redact(message.splitlines()[0] if message else type(exc).__name__)
+    if hint and not app_ctx.verbose:
+        text += " (run with -v for the traceback)"
+    error_line(text)
+    if run is not None:
+        if app_ctx.json_mode:
+            sys.stdout.write(json.dumps({"run_id": run.run_id, "status": "failed", "exit_code": int(code),
+                                         "error": text}) + "\n")
+        else:
+            sys.stdout.write(run.run_id + "\n")
+        sys.stdout.flush()
+    raise typer.Exit(int(code))
+
+
+app = typer.Typer(
+    name="coin",
+    cls=CoinGroup,
+    help="Reinforcement-learning crypto trading on Binance Spot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"coin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: configs/default.yaml if present)."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go (paths.runs_dir)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Candle store root (paths.data_dir)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Tracebacks and debug logs on stderr."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Reinforcement-learning crypto trading on Binance Spot."""
+    ctx.obj = AppContext(config_path=config, runs_dir=runs_dir, data_dir=data_dir, verbose=verbose)
+    _setup_logging(verbose)
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root_logger = logging.getLogger("coin")
+    root_logger.handlers[:] = [handler]
+    root_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # httpx logs full request URLs, and Telegram's contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+app.add_typer(data.app, name="data", help="Get candles (Binance REST, bulk archive, CSV), validate, store as parquet.")
+app.command("train", help="Train an agent, or --probe: the end-to-end readiness gate.")(train.train)
+app.command("trade", help="Run the trading loop: replay, paper (default) or live.")(trade.trade)
+app.add_typer(stream.app, name="stream", help="Binance streams: the user data stream and market klines.")
+app.command("notify", help="Send a Telegram message (from cron scripts and runtime alerts).")(notify.notify)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="coin")
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,1 @@
+"""One module per command group: parse options, call one service, render. No logic here."""

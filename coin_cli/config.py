@@ -1,0 +1,327 @@
+"""Settings: pydantic models, YAML loading, environment overrides, secret redaction.
+
+Precedence: built-in defaults < YAML file < environment `COIN_<SECTION>__<KEY>` < CLI flags.
+Secrets come only from the environment and are never part of `Settings` dumps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coin_cli.errors import ConfigError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+SECRET_ENV_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
+DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
+ENV_PREFIX = "COIN_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsConfig(Section):
+    runs_dir: Path = Path("runs")
+    data_dir: Path = Path("data")
+
+
+class DataConfig(Section):
+    exchange: str = "binance"
+    symbol: str = "BTCUSDT"
+    interval: str = "1h"
+    bootstrap_rows: PositiveInt = 20_000
+    bootstrap_seed: int = 7
+    download_page_limit: Annotated[int, Field(ge=1, le=1000)] = 1000
+    max_weight_per_minute: PositiveInt = 5000
+
+
+class FeaturesConfig(Section):
+    return_horizons: list[PositiveInt] = Field(default_factory=lambda: [1, 4, 24])
+    vol_windows: list[PositiveInt] = Field(default_factory=lambda: [24, 168])
+    rsi_period: PositiveInt = 14
+    ma_window: PositiveInt = 48
+    volume_window: PositiveInt = 48
+
+
+class EnvConfig(Section):
+    initial_cash: PositiveFloat = 10_000.0
+    fee_bps: NonNegFloat = 10.0
+    slippage_bps: NonNegFloat = 5.0
+    lookback: PositiveInt = 16
+    action: Literal["continuous", "discrete"] = "continuous"
+    discrete_levels: Annotated[int, Field(ge=2)] = 2
+    long_only: bool = True
+    episode_length: PositiveInt = 2048
+    ruin_fraction: Fraction = 0.5
+    drawdown_penalty: NonNegFloat = 0.0
+    turnover_penalty: NonNegFloat = 0.0
+    lot_step: NonNegFloat = 0.00001
+    min_qty: NonNegFloat = 0.00001
+    tick_size: NonNegFloat = 0.01
+    min_notional: NonNegFloat = 5.0
+
+
+class PolicyConfig(Section):
+    target_vol: PositiveFloat = 0.5
+    vol_feature: str = "vol_24"
+    max_weight: Fraction = 1.0
+
+
+class TrainConfig(Section):
+    algo: Literal["ppo", "a2c", "sac", "dqn"] = "ppo"
+    timesteps: PositiveInt = 200_000
+    n_envs: PositiveInt = 1
+    seed: int = 7
+    folds: PositiveInt = 1
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.15
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.15
+    embargo_bars: NonNegInt = 24
+    min_rows: PositiveInt = 1000
+    max_nan_ratio: Fraction = 0.01
+    eval_freq: PositiveInt = 10_000
+    vecnormalize: bool = True
+    promotion_margin: float = 0.0
+    tensorboard: bool = False
+
+
+class TradeConfig(Section):
+    mode: Literal["replay", "paper", "live"] = "paper"
+    policy: str = "voltarget"
+    strategy_id: str = "coin"
+    speed: NonNegFloat = 0.0
+    allow_unpromoted: bool = False
+    state_file: Path | None = None
+    prom_file: Path | None = None
+
+
+class RiskConfig(Section):
+    max_drawdown: Fraction = 0.2
+    max_position: Fraction = 1.0
+    max_order_notional: PositiveFloat = 1_000_000.0
+    max_daily_turnover: PositiveFloat = 50.0
+    reduce_drawdown: Fraction = 0.15
+    flatten_on_halt: bool = False
+    stale_intervals: PositiveFloat = 2.0
+    reconcile_tolerance: Fraction = 0.01
+
+
+class BinanceConfig(Section):
+    api_url: str = "https://api.binance.com/api"
+    stream_url: str = "wss://stream.binance.com:9443/"
+    ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    timeout: PositiveFloat = 10.0
+    max_retries: NonNegInt = 5
+    recv_window: Annotated[int, Field(ge=1, le=60_000)] = 5000
+
+
+class TelegramConfig(Section):
+    api_url: str = "https://api.telegram.org/bot"
+    chat_id: str | None = None
+    parse_mode: Literal["html", "none"] = "html"
+    read_timeout: PositiveFloat = 10.0
+    connect_timeout: PositiveFloat = 5.0
+    max_attempts: PositiveInt = 4
+    retry_after_cap: NonNegFloat = 30.0
+    dedupe_window: NonNegFloat = 300.0
+    min_interval: NonNegFloat = 1.0
+    group_per_minute: PositiveInt = 20
+    outbox: Path | None = None
+
+
+class Settings(Section):
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    trade: TradeConfig = Field(default_factory=TradeConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    binance: BinanceConfig = Field(default_factory=BinanceConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+
+
+class Secrets(BaseModel):
+    """Credentials read from the environment only; never dumped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    binance_api_key: str | None = None
+    binance_api_secret: str | None = None
+    telegram_bot_token: str | None = None
+    telegram_chat_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+        return cls(**{name.lower(): env.get(name) or None for name in SECRET_ENV_VARS})
+
+    def values(self) -> list[str]:
+        return [v for v in self.model_dump().values() if v]
+
+
+def redact(text: str, secrets: Secrets | None = None) -> str:
+    """Replace every secret value that appears in `text` by `***`."""
+    values = (secrets or Secrets.from_env()).values()
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+Overrides = Mapping[str, tuple[Any, str]]
+"""`{"section.key": (value, origin)}`, e.g. `{"data.symbol": ("ETHUSDT", "--symbol")}`."""
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Overrides | None = None,
+) -> Settings:
+    """Merge defaults, YAML, environment and CLI overrides into validated Settings."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    file_label = "built-in defaults"
+
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        file_label = str(path)
+        data = _read_yaml(path)
+        for section, keys in data.items():
+            if isinstance(keys, dict):
+                for key in keys:
+                    origins[(section, key)] = file_label
+            origins[(section,)] = file_label
+
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        _set(data, section, key, _parse_scalar(raw), origins, name)
+
+    for dotted, (value, origin) in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        _set(data, section, key, value, origins, origin)
+
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, file_label)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def _set(
+    data: dict[str, Any],
+    section: str,
+    key: str,
+    value: Any,
+    origins: dict[tuple[str, ...], str],
+    origin: str,
+) -> None:
+    existing = data.get(section)
+    if not isinstance(existing, dict):
+        existing = {}
+        data[section] = existing
+    existing[key] = value
+    origins[(section, key)] = origin
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _describe(exc: ValidationError, origins: dict[tuple[str, ...], str], file_label: str) -> str:
+    err = exc.errors()[0]
+    loc = tuple(str(p) for p in err["loc"])
+    key_path = ".".join(loc)
+    origin = origins.get(loc[:2]) or origins.get(loc[:1]) or file_label
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return f"{origin}: {key_path}: unknown key (check the spelling; see configs/default.yaml)"
+    return f"{origin}: {key_path}: {_expected(loc, err)}, got {value!r}"
+
+
+def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
+    field = _field_info(loc)
+    if field is None:
+        return f"expected {err['msg'].lower()}"
+    bounds = {}
+    for meta in field.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(meta, name, None) is not None:
+                bounds[name] = getattr(meta, name)
+    annotation = field.annotation
+    kind = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(annotation)
+    if kind is None:
+        args = getattr(annotation, "__args__", ())
+        if args and all(isinstance(a, str) for a in args):
+            return "expected one of " + ", ".join(repr(a) for a in args)
+        return f"expected {err['msg'].lower()}"
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le", bounds.get("lt"))
+    if low is not None and high is not None:
+        return f"expected {kind} between {_num(low)} and {_num(high)}"
+    if low is not None:
+        return f"expected {kind} {'>=' if 'ge' in bounds else '>'} {_num(low)}"
+    return f"expected {kind}"
+
+
+def _field_info(loc: tuple[str, ...]) -> Any:
+    model: Any = Settings
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return info if part.isdigit() else None
+        info = fields[part]
+        model = info.annotation
+    return info
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def dump_settings(settings: Settings) -> dict[str, Any]:
+    """Plain, YAML-safe dict of the resolved settings (secrets are never part of Settings)."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Candles: schema, parquet store, validation, import, download, bootstrap."""

@@ -1,0 +1,1 @@
+"""TradingEnv (gymnasium) and the one execution model."""

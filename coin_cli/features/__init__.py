@@ -1,0 +1,1 @@
+"""Feature specs with offline (vectorised) and online (incremental) implementations."""

@@ -1,0 +1,1 @@
+"""Services behind `coin train`: the probe, RL training, evaluation."""

@@ -1,0 +1,127 @@
+"""All terminal output: rich tables and key/value panels on stdout, progress and messages on
+stderr, and the `--json` twin. Nothing else in coin builds tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    no_color = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+    return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False,
+                   force_terminal=None if stream.isatty() else False)
+
+
+def out() -> Console:
+    return _console(stderr=False)
+
+
+def err() -> Console:
+    return _console(stderr=True)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if abs(value) >= 1e6 or (0 < abs(value) < 1e-3):
+            return f"{value:.4g}"
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v) for v in value)
+    return str(value)
+
+
+def kv_table(title: str, rows: Mapping[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in rows.items():
+        table.add_row(key, fmt(value))
+    return table
+
+
+def rows_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    return table
+
+
+def emit(
+    summary: Mapping[str, Any],
+    *,
+    json_mode: bool,
+    tables: Sequence[Table] = (),
+    run_id: str | None = None,
+) -> None:
+    """Print the result: one JSON object, or the tables then the run_id as the last line."""
+    if json_mode:
+        payload = dict(summary)
+        if run_id is not None:
+            payload.setdefault("run_id", run_id)
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        sys.stdout.flush()
+        return
+    console = out()
+    for table in tables:
+        console.print(table)
+    if run_id is not None:
+        sys.stdout.flush()
+        console.print(run_id, markup=False, highlight=False)
+
+
+def error_line(message: str) -> None:
+    err().print(f"error: {message}", markup=False, highlight=False, style="red")
+
+
+def warn(message: str) -> None:
+    err().print(f"warning: {message}", markup=False, highlight=False, style="yellow")
+
+
+def info(message: str) -> None:
+    err().print(message, markup=False, highlight=False)
+
+
+class ProgressReporter:
+    """A callable `(done, total, text)` that drives a rich progress bar on stderr."""
+
+    def __init__(self, progress: Any, task: Any):
+        self._progress, self._task = progress, task
+
+    def __call__(self, done: int, total: int | None = None, text: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"completed": done}
+        if total is not None:
+            kwargs["total"] = total
+        if text is not None:
+            kwargs["description"] = text
+        self._progress.update(self._task, **kwargs)
+
+
+@contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[ProgressReporter]:
+    """A progress bar on stderr; silent (no bar) when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = err()
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True,
+                   disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield ProgressReporter(bar, task)

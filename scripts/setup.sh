@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv and install coin with its test tools. Idempotent: a second run with an
+# unchanged pyproject.toml does nothing. Prefers a CPU build of torch when none is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${COIN_VENV:-.venv}
+
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "coin needs Python 3.11 or newer")'
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --quiet)
+
+stamp="$VENV/.coin-installed"
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+
+# stable-baselines3 needs torch; an unpinned torch from PyPI is a multi-GB CUDA build.
+# Try, in order: a CPU wheel this machine already has (pip's find-links), the PyTorch CPU
+# index, and finally whatever the normal resolution picks.
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  "${PIP[@]}" install "torch==2.13.0+cpu" 2>/dev/null \
+    || "${PIP[@]}" install --timeout 20 --retries 1 torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
+    || echo "setup: no CPU torch wheel found; the default torch build will be installed" >&2
+fi
+"${PIP[@]}" install -e ".[dev]"
+echo "$want" > "$stamp"
