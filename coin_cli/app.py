@@ -79,7 +79,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Path | None = typer.Option(None, "--config", help="YAML config (default: configs/default.yaml if present)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: configs/default.yaml)."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go (paths.runs_dir)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Candle store root (paths.data_dir)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Tracebacks and debug logs on stderr."),
