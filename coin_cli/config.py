@@ -133,6 +133,8 @@ class TelegramConfig(Section):
     connect_timeout: PositiveFloat = 5.0
     max_attempts: PositiveInt = 4
     retry_after_cap: NonNegFloat = 30.0
+    backoff_base: NonNegFloat = 0.5
+    backoff_cap: NonNegFloat = 8.0
     dedupe_window: NonNegFloat = 300.0
     min_interval: NonNegFloat = 1.0
     group_per_minute: PositiveInt = 20
