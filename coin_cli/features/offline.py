@@ -1,0 +1,107 @@
+"""Offline features: vectorised numpy over a whole candle table (pandas only at the boundary).
+
+Every formula here has a twin in online.py with the same operations in the same order (see
+spec.py); keep them in step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coin_cli.errors import DataError
+from coin_cli.features.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def compute_offline(candles: pd.DataFrame, spec: FeatureSpec | None = None) -> pd.DataFrame:
+    """Features for every row of `candles` (index aligned; NaN during each feature's warm-up)."""
+    import pandas as pd
+
+    spec = spec or FeatureSpec.default()
+    missing = [c for c in ("open_time", "high", "low", "close", "volume") if c not in candles.columns]
+    if missing:
+        raise DataError(f"candles lack column(s) {', '.join(missing)} needed for features")
+    values = compute_offline_array(
+        candles["high"].to_numpy(np.float64), candles["low"].to_numpy(np.float64),
+        candles["close"].to_numpy(np.float64), candles["volume"].to_numpy(np.float64), spec,
+        open_time=candles["open_time"].to_numpy(),
+    )
+    return pd.DataFrame(values, index=candles.index, columns=spec.names)
+
+
+def compute_offline_array(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+                          spec: FeatureSpec | None = None, *, open_time: np.ndarray | None = None) -> np.ndarray:
+    """The feature matrix, shape (rows, len(spec.names)), float64."""
+    spec = spec or FeatureSpec.default()
+    n = len(close)
+    _validate(high, low, close, volume, open_time)
+    # one contiguous row per feature; the transpose hands pandas its preferred column blocks
+    out = np.empty((len(spec.features), n))
+    if n == 0:
+        return out.T
+    kinds = {f.kind for f in spec.features}
+
+    r = np.zeros(n)
+    r[1:] = np.log(close[1:] / close[:-1])
+    L = np.cumsum(r)
+    N = np.cumsum(r != 0.0, dtype=np.int64)
+    Q = np.cumsum(r * r) if kinds & {"vol", "ma_dist"} else None
+    A = np.cumsum(np.abs(r)) if "rsi" in kinds else None
+    M = np.cumsum(L) if "ma_dist" in kinds else None
+    if "volz" in kinds:
+        x = np.log1p(volume)
+        X = np.cumsum(x)
+        X2 = np.cumsum(x * x)
+        changed = np.zeros(n, dtype=np.int64)
+        changed[1:] = volume[1:] != volume[:-1]
+        C = np.cumsum(changed)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, feat in enumerate(spec.features):
+            w = feat.window
+            if feat.kind == "range":
+                out[j] = np.log(high / low)
+                continue
+            out[j, :w] = np.nan
+            if n <= w:
+                continue
+            still = (N[w:] - N[:-w]) == 0  # no price movement in the window
+            if feat.kind == "ret":
+                out[j, w:] = L[w:] - L[:-w]
+            elif feat.kind == "vol":
+                out[j, w:] = np.where(still, 0.0, np.sqrt((Q[w:] - Q[:-w]) / w))
+            elif feat.kind == "rsi":
+                gross = A[w:] - A[:-w]
+                value = 50.0 * (1.0 + (L[w:] - L[:-w]) / gross)
+                out[j, w:] = np.where(still | (gross <= 0.0), 50.0, np.clip(value, 0.0, 100.0))
+            elif feat.kind == "ma_dist":
+                mean = (M[w:] - M[:-w]) / w
+                vol = np.sqrt((Q[w:] - Q[:-w]) / w)
+                value = (L[w:] - mean) / vol
+                out[j, w:] = np.where(still | (vol <= 0.0), 0.0, value)
+            elif feat.kind == "volz":
+                mean = (X[w:] - X[:-w]) / w
+                var = (X2[w:] - X2[:-w]) / w - mean * mean
+                std = np.sqrt(np.maximum(var, 0.0))
+                value = (x[w:] - mean) / std
+                flat = (C[w:] - C[1:n - w + 1]) == 0  # every volume in the window is the same
+                out[j, w:] = np.where(flat | (std <= 0.0), 0.0, value)
+    return out.T
+
+
+def _validate(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+              open_time: np.ndarray | None) -> None:
+    for name, col, positive in (("close", close, True), ("high", high, True), ("low", low, True),
+                                ("volume", volume, False)):
+        if len(col) == 0 or ((col.min() > 0.0 if positive else col.min() >= 0.0) and col.max() < np.inf):
+            continue  # the fast path; NaN fails both comparisons
+        bad = ~np.isfinite(col) | ((col <= 0.0) if positive else (col < 0.0))
+        if bad.any():
+            row = int(np.argmax(bad))
+            where = f"row {row}" + (f" (open_time {int(open_time[row])})" if open_time is not None else "")
+            need = "a positive number" if positive else "a non-negative number"
+            raise DataError(f"candles {where}: {name} is {float(col[row])!r}, features need {need}")
