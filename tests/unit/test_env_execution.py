@@ -70,9 +70,10 @@ def test_min_notional_and_min_qty_skip() -> None:
     # 4.99 quote of change: skipped; 5.01: done
     assert m.order_for_target(0.5, cash=504.99, qty=4.9501, price=100.0) == 0.0
     assert m.order_for_target(0.5, cash=505.01, qty=4.9499, price=100.0) == pytest.approx(0.0501)
-    assert m.order_for_target(0.5, cash=10_000.0, qty=49.9499, price=100.0) == 0.0  # 0.0001 < min_qty
-    big = model(min_notional=5.0, min_qty=0.0, lot_step=0.0001, fee_bps=0.0, slippage_bps=0.0)
-    assert big.order_for_target(0.5, cash=10_000.0, qty=49.9499, price=100.0) == pytest.approx(0.0501)
+    # 0.0009 BTC at 10000 is 9 quote (enough notional) but less than min_qty 0.001
+    assert m.order_for_target(0.5, cash=5_009.0, qty=0.4991, price=10_000.0) == 0.0
+    no_min_qty = model(min_notional=5.0, min_qty=0.0, lot_step=0.0001, fee_bps=0.0, slippage_bps=0.0)
+    assert no_min_qty.order_for_target(0.5, cash=5_009.0, qty=0.4991, price=10_000.0) == pytest.approx(0.0009)
     # a position worth less than min_notional cannot be sold (exchange dust)
     assert m.order_for_target(0.0, cash=1_000.0, qty=0.04, price=100.0) == 0.0
 
