@@ -1,0 +1,162 @@
+"""MetricsLogger: one `metrics.jsonl` line per processed bar (streamed to disk, nothing kept per
+bar), `summary.json` at the end, and an optional Prometheus textfile (node_exporter format).
+
+Per-bar latencies go into a fixed 1-µs histogram (0..10 ms, then one overflow bucket), so the
+percentiles in the summary cost constant memory however long the run is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from coin_cli.fsio import atomic_write_json, atomic_write_text
+
+STAGES = ("fill", "mark", "features", "policy", "risk", "state", "metrics")
+"""Per-bar stages, in order; their latencies (µs) are the `lat_us` object of each line."""
+
+_HIST_US = 10_000
+_RISK_STATES = ("ACTIVE", "REDUCING", "HALTED")
+
+
+class LatencyHistogram:
+    """Counts of whole microseconds; exact percentiles to 1 µs below 10 ms."""
+
+    __slots__ = ("counts", "max_us", "n")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (_HIST_US + 1)
+        self.n = 0
+        self.max_us = 0
+
+    def add(self, us: int) -> None:
+        self.counts[us if us < _HIST_US else _HIST_US] += 1
+        self.n += 1
+        if us > self.max_us:
+            self.max_us = us
+
+    def percentile(self, q: float) -> float | None:
+        """The smallest whole µs at or below which a fraction `q` of the samples lie."""
+        if self.n == 0:
+            return None
+        rank = max(1, math.ceil(q * self.n))
+        seen = 0
+        for us, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return float(us if us < _HIST_US else self.max_us)
+        return float(self.max_us)
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {"n": self.n, "p50_us": self.percentile(0.5), "p99_us": self.percentile(0.99),
+                "p999_us": self.percentile(0.999), "max_us": self.max_us if self.n else None}
+
+
+class MetricsLogger:
+    def __init__(self, path: Path | None, *, labels: dict[str, str], prom_file: Path | None = None,
+                 prom_every_s: float = 5.0) -> None:
+        self.path = path
+        self.labels = labels
+        self.prom_file = prom_file
+        self.prom_every_s = prom_every_s
+        self.submit_latency = LatencyHistogram()   # event received -> order handed to the broker
+        self.bar_latency = LatencyHistogram()      # event received -> bar fully processed
+        self.lines = 0
+        self._fh: TextIO | None = path.open("a", encoding="utf-8", buffering=1 << 20) if path else None
+        self._label_text = ",".join(f'{k}="{_prom_escape(v)}"' for k, v in labels.items())
+        self._next_prom = 0.0
+        self.last: dict[str, Any] = {}
+
+    def bar(self, bar: int, close: float, equity: float, cash: float, qty: float, weight: float, pnl: float,
+            drawdown: float, risk_state: str, reason: str, target: float | None, order: str | None,
+            lat: list[int], submit_us: int) -> None:
+        """Write one bar. `lat` holds the STAGES latencies in µs; the last entry is filled here."""
+        self.bar_latency.add(sum(lat))
+        if order is not None:
+            self.submit_latency.add(submit_us)
+        fh = self._fh
+        if fh is not None:
+            # Hand-built JSON: json.dumps would cost more than the rest of the bar.
+            fh.write(
+                f'{{"bar":{bar},"close":{close!r},"equity":{equity!r},"cash":{cash!r},"position":{qty!r},'
+                f'"weight":{weight!r},"pnl":{pnl!r},"drawdown":{drawdown!r},"risk":"{risk_state}",'
+                f'"reason":"{reason}","target":{"null" if target is None else repr(target)},'
+                f'"order":{"null" if order is None else chr(34) + order + chr(34)},"submit_us":{submit_us},'
+                f'"lat_us":{{"fill":{lat[0]},"mark":{lat[1]},"features":{lat[2]},"policy":{lat[3]},'
+                f'"risk":{lat[4]},"state":{lat[5]},"metrics":{lat[6]}}}}}\n')
+        self.lines += 1
+
+    def maybe_prometheus(self, values: dict[str, Any], *, force: bool = False) -> None:
+        """Rewrite the textfile at most every `prom_every_s` seconds (and when forced)."""
+        if self.prom_file is None:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_prom:
+            return
+        self._next_prom = now + self.prom_every_s
+        atomic_write_text(self.prom_file, self.prometheus_text(values))
+
+    def prometheus_text(self, values: dict[str, Any]) -> str:
+        lab = self._label_text
+        out: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, value: Any, extra: str = "") -> None:
+            if value is None:
+                return
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} {kind}")
+            labels = lab + ("," + extra if extra else "")
+            out.append(f"{name}{{{labels}}} {_prom_number(value)}")
+
+        metric("coin_equity", "gauge", "Account equity in quote currency.", values.get("equity"))
+        metric("coin_cash", "gauge", "Cash in quote currency.", values.get("cash"))
+        metric("coin_position_qty", "gauge", "Position in base currency.", values.get("qty"))
+        metric("coin_position_weight", "gauge", "Position value / equity.", values.get("weight"))
+        metric("coin_drawdown_ratio", "gauge", "Drawdown from the equity peak.", values.get("drawdown"))
+        metric("coin_max_drawdown_ratio", "gauge", "Largest drawdown from the peak so far.", values.get("max_drawdown"))
+        metric("coin_bars_total", "counter", "Bars processed by this run.", values.get("bars"))
+        metric("coin_trades_total", "counter", "Fills in the ledger.", values.get("trades"))
+        metric("coin_fees_total", "counter", "Fees paid, quote currency.", values.get("fees"))
+        metric("coin_alerts_total", "counter", "Alerts raised by this run.", values.get("alerts"))
+        metric("coin_last_bar_open_time_seconds", "gauge", "Open time of the last processed bar.",
+               None if values.get("last_bar") is None else values["last_bar"] / 1000)
+        state = values.get("risk_state")
+        if state is not None:
+            out.append("# HELP coin_risk_state Risk state (1 for the current one).")
+            out.append("# TYPE coin_risk_state gauge")
+            for name in _RISK_STATES:
+                out.append(f'coin_risk_state{{{lab},state="{name}"}} {1 if name == state else 0}')
+        p99 = self.bar_latency.percentile(0.99)
+        metric("coin_bar_latency_p99_seconds", "gauge", "p99 of the per-bar processing time.",
+               None if p99 is None else p99 / 1e6)
+        return "\n".join(out) + "\n"
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def latency_summary(self) -> dict[str, Any]:
+        return {"bar": self.bar_latency.summary(), "event_to_submit": self.submit_latency.summary()}
+
+    def write_summary(self, path: Path, summary: dict[str, Any]) -> None:
+        atomic_write_json(path, summary)
+
+
+def _prom_escape(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _prom_number(value: Any) -> str:
+    number = float(value)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    return repr(number) if not number.is_integer() or abs(number) >= 1e15 else str(int(number))

@@ -1,0 +1,98 @@
+"""Market events that flow from a source, through the asyncio queue, to the consumer.
+
+A `Candle` is deliberately a tiny slotted object (not a dataclass or a dict): the replay creates
+one per bar and the consumer handles 100k of them a second. It answers `candle["close"]` so the
+OnlineFeatureEngine can read it as the Mapping its contract names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+class Candle:
+    """One kline. `closed` is False for an in-progress kline from a live stream (`k.x == false`)."""
+
+    __slots__ = ("close", "close_time", "closed", "high", "low", "open", "open_time", "volume")
+
+    _KEYS = ("open_time", "open", "high", "low", "close", "volume", "close_time")
+
+    def __init__(self, open_time: int, open: float, high: float, low: float, close: float, volume: float,
+                 close_time: int, closed: bool = True) -> None:
+        self.open_time = open_time
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.volume = volume
+        self.close_time = close_time
+        self.closed = closed
+
+    # The Mapping face the feature engine reads; attribute access is the fast path.
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._KEYS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._KEYS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._KEYS}
+
+    def __repr__(self) -> str:
+        return (f"Candle(open_time={self.open_time}, o={self.open}, h={self.high}, l={self.low}, "
+                f"c={self.close}, v={self.volume}, closed={self.closed})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candle):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class CandleBatch:
+    """Several closed candles in order: the replay hands them over in chunks so the queue costs
+    nothing per bar. A live stream sends single `Candle`s."""
+
+    __slots__ = ("candles",)
+
+    def __init__(self, candles: list[Candle]) -> None:
+        self.candles = candles
+
+
+class StreamStatus:
+    """A source reporting its connection state; `up=False` raises STREAM_DOWN."""
+
+    __slots__ = ("detail", "up")
+
+    def __init__(self, up: bool, detail: str = "") -> None:
+        self.up = up
+        self.detail = detail
+
+
+class EndOfStream:
+    """The source has nothing more (the replay range is done)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str = "end of data") -> None:
+        self.reason = reason
+
+
+MarketEvent = Candle | CandleBatch | StreamStatus | EndOfStream
