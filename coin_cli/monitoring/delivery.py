@@ -55,13 +55,14 @@ def destination(settings: Settings, secrets: Secrets) -> tuple[str, str]:
 
 async def drain(session: Session, outbox: Outbox, chat_id: str, *, min_interval: float, group_per_minute: int,
                 max_wait: float, force: bool = False, between: Callable[[], Any] | None = None) -> DrainReport:
-    """Send due messages for `chat_id` oldest first; `force` also sends collapsed repeats early."""
+    """Send due messages for `chat_id` oldest first; `force` also sends collapsed repeats early.
+    `between()` runs before each message; a truthy return ends the pass (e.g. a shutdown deadline)."""
     from coin_cli.integrations.telegram import SendResult
 
     report = DrainReport()
     while True:
-        if between is not None:
-            between()
+        if between is not None and between():
+            return report
         row = outbox.next_due(chat_id, force=force)
         if row is None:
             return report

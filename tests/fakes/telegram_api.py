@@ -125,10 +125,21 @@ class FakeBotAPI:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_post("/_control/fail", self._control_fail)
         app.router.add_post("/_control/reset", self._control_reset)
-        app.router.add_get("/_control/messages", lambda r: web.json_response(self.messages))
-        app.router.add_get("/_control/requests", lambda r: web.json_response(self.requests))
-        app.router.add_get("/_control/health", lambda r: web.json_response({"ok": True}))
+        app.router.add_get("/_control/messages", self._control_messages)
+        app.router.add_get("/_control/requests", self._control_requests)
+        app.router.add_get("/_control/health", self._control_health)
         return app
+
+    async def _control_messages(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response(list(self.messages))
+
+    async def _control_requests(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response(list(self.requests))
+
+    async def _control_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
 
     async def _control_fail(self, request: web.Request) -> web.Response:
         body = await request.json()
