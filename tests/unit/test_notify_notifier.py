@@ -99,4 +99,4 @@ def test_a_burst_of_identical_alerts_becomes_one_message_and_no_occurrence_is_lo
         box.close()
     assert len(fake.messages) == 1
     assert sum(r.count for r in rows) == 5  # the sent one plus the repeat waiting for its window
-    assert [r.status for r in rows][0] == "sent"
+    assert rows[0].status == "sent"

@@ -214,5 +214,5 @@ def test_delivery_lock_is_exclusive_between_processes(tmp_path: Path):
 def test_a_corrupt_outbox_is_a_data_error_naming_the_file(tmp_path: Path):
     path = tmp_path / "outbox.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(DataError, match="outbox.sqlite"):
+    with pytest.raises(DataError, match=r"outbox\.sqlite"):
         Outbox(path)
