@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from coin_cli.errors import ConfigError
 
@@ -21,6 +21,8 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+# Telegram chat ids are numbers in YAML and env (`chat_id: -100123`); keep them as text.
+ChatId = Annotated[str, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
 
 SECRET_ENV_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
 DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
@@ -127,7 +129,7 @@ class BinanceConfig(Section):
 
 class TelegramConfig(Section):
     api_url: str = "https://api.telegram.org/bot"
-    chat_id: str | None = None
+    chat_id: ChatId | None = None
     parse_mode: Literal["html", "none"] = "html"
     read_timeout: PositiveFloat = 10.0
     connect_timeout: PositiveFloat = 5.0
