@@ -133,48 +133,14 @@ class CandleStore:
               detail: dict[str, Any] | None = None) -> dict[str, Any]:
         """Merge `frame` into the dataset (atomic; de-duplicated by open_time, new rows win).
 
-        Returns the manifest plus a `merge` entry (rows_in, rows_added, rows_changed, written)
-        that is not stored.
+        Returns the manifest plus a `merge` entry (rows_in, rows_added, rows_changed, written,
+        replaced_bootstrap) that is not stored. A merge that changes nothing writes nothing.
         """
-        interval = normalize_interval(interval)
-        new = conform(frame, interval)
-        existing_manifest = self.manifest(symbol, interval)
-        existing = None
-        replaced_bootstrap = False
-        if existing_manifest is not None:
-            old_source = existing_manifest.get("source")
-            if source == BOOTSTRAP and old_source != BOOTSTRAP:
-                raise DataError(
-                    f"{self.path(symbol, interval)}: holds market candles (source {old_source}); "
-                    "refusing to mix synthetic bootstrap candles into them (use another --symbol or --data-dir)"
-                )
-            if old_source == BOOTSTRAP and source != BOOTSTRAP:
-                replaced_bootstrap = True
-                log.warning("%s: replacing synthetic bootstrap candles with %s candles",
-                            self.path(symbol, interval), source)
-            else:
-                existing = self.read(symbol, interval)
-        merged = new if existing is None else merge_frames(existing, new)
-        if existing is not None and frames_equal(existing, merged):
-            assert existing_manifest is not None
-            result = dict(existing_manifest)
-            result["merge"] = {"source": source, "rows_in": len(new), "rows_added": 0, "rows_changed": 0,
-                               "written": False, "replaced_bootstrap": False}
-            return result
-        old_rows = 0 if existing is None else len(existing)
-        changed = 0 if existing is None else _count_changed(existing, new)
-        history = [] if existing_manifest is None or replaced_bootstrap else list(existing_manifest.get("sources", []))
-        entry: dict[str, Any] = {"source": source, "at": _now_iso(), "rows_in": len(new),
-                                 "rows_added": len(merged) - old_rows}
-        if detail:
-            entry["detail"] = detail
-        if replaced_bootstrap:
-            entry["replaced_bootstrap"] = True
-        manifest = self._write(symbol, interval, merged, [*history, entry])
-        result = dict(manifest)
-        result["merge"] = {"source": source, "rows_in": len(new), "rows_added": len(merged) - old_rows,
-                           "rows_changed": changed, "written": True, "replaced_bootstrap": replaced_bootstrap}
-        return result
+        return self.writer(symbol, interval, source, detail).add(frame)
+
+    def writer(self, symbol: str, interval: str, source: str, detail: dict[str, Any] | None = None) -> DatasetWriter:
+        """A writer that merges several batches (download pages) into the dataset, one atomic write each."""
+        return DatasetWriter(self, symbol, interval, source, detail)
 
     def replace(self, symbol: str, interval: str, frame: pd.DataFrame, source: str,
                 detail: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -241,6 +207,73 @@ class CandleStore:
             "updated": _now_iso(),
             "last_validated": None,
         }
+
+
+class DatasetWriter:
+    """Merges batches into one dataset, keeping the current table in memory so each batch costs
+    one write and no re-read. Applies the bootstrap/market separation once, at the start."""
+
+    def __init__(self, store: CandleStore, symbol: str, interval: str, source: str,
+                 detail: dict[str, Any] | None = None):
+        self.store, self.symbol, self.interval = store, symbol, normalize_interval(interval)
+        self.source = source
+        path = store.path(symbol, interval)
+        existing_manifest = store.manifest(symbol, interval)
+        self.replaced_bootstrap = False
+        self.frame: pd.DataFrame | None = None
+        self.manifest = existing_manifest
+        self.history: list[dict[str, Any]] = []
+        if existing_manifest is not None:
+            old_source = existing_manifest.get("source")
+            if source == BOOTSTRAP and old_source != BOOTSTRAP:
+                raise DataError(
+                    f"{path}: holds market candles (source {old_source}); "
+                    "refusing to mix synthetic bootstrap candles into them (use another --symbol or --data-dir)"
+                )
+            if old_source == BOOTSTRAP and source != BOOTSTRAP:
+                self.replaced_bootstrap = True
+            else:
+                self.frame = store.read(symbol, interval)
+                self.history = list(existing_manifest.get("sources", []))
+        self.entry: dict[str, Any] = {"source": source, "at": _now_iso(), "rows_in": 0, "rows_added": 0}
+        if detail:
+            self.entry["detail"] = detail
+        if self.replaced_bootstrap:
+            self.entry["replaced_bootstrap"] = True
+        self.initial_rows = 0 if self.frame is None else len(self.frame)
+        self.written = False
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    def add(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """Merge one batch and write the dataset when a value changed; returns manifest + `merge`."""
+        new = conform(frame, self.interval)
+        self.entry["rows_in"] += len(new)
+        before = self.frame
+        merged = merge_frames(before, new)
+        changed = 0 if before is None else _count_changed(before, new)
+        if before is not None and frames_equal(before, merged):
+            result = dict(self.manifest or {})
+            result["merge"] = self._merge_info(len(new), 0, 0, written=False)
+            return result
+        if self.replaced_bootstrap and not self.written:
+            log.warning("%s: replacing synthetic bootstrap candles with %s candles",
+                        self.store.path(self.symbol, self.interval), self.source)
+        added = len(merged) - (0 if before is None else len(before))
+        self.entry["at"] = _now_iso()
+        self.entry["rows_added"] = len(merged) - self.initial_rows
+        self.manifest = self.store._write(self.symbol, self.interval, merged, [*self.history, self.entry])
+        self.frame = merged
+        self.written = True
+        result = dict(self.manifest)
+        result["merge"] = self._merge_info(len(new), added, changed, written=True)
+        return result
+
+    def _merge_info(self, rows_in: int, added: int, changed: int, written: bool) -> dict[str, Any]:
+        return {"source": self.source, "rows_in": rows_in, "rows_added": added, "rows_changed": changed,
+                "written": written, "replaced_bootstrap": self.replaced_bootstrap}
 
 
 # ---- frame helpers (also used by import and download) --------------------------------------------
