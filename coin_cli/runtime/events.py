@@ -87,12 +87,19 @@ class StreamStatus:
 
 
 class EndOfStream:
-    """The source has nothing more (the replay range is done)."""
+    """The source has nothing more (the replay range is done), or failed with `error`."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("error", "reason")
 
-    def __init__(self, reason: str = "end of data") -> None:
+    def __init__(self, reason: str = "end of data", error: BaseException | None = None) -> None:
         self.reason = reason
+        self.error = error
 
 
-MarketEvent = Candle | CandleBatch | StreamStatus | EndOfStream
+class Wakeup:
+    """Put by a signal handler so a consumer waiting on a quiet stream notices the stop."""
+
+    __slots__ = ()
+
+
+MarketEvent = Candle | CandleBatch | StreamStatus | EndOfStream | Wakeup

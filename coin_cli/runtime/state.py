@@ -193,6 +193,12 @@ class StateStore:
 
     def load(self) -> Checkpoint | None:
         """The last committed checkpoint; None for a new ledger."""
+        try:
+            return self._load()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: corrupt state file ({exc}); move it aside to start a new ledger") from None
+
+    def _load(self) -> Checkpoint | None:
         row = self._conn.execute(
             "SELECT first_bar, last_bar, bars, cash, last_close, pending_target, pending_decision_bar, "
             "pending_reason, trades, fees, turnover, order_seq FROM account WHERE id = 1").fetchone()

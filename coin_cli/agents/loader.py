@@ -1,0 +1,99 @@
+"""resolve_policy: a policy name from `--policy` / trade.policy -> a Policy.
+
+`voltarget`, `buyhold`, `flat` are the baselines; anything else is a `coin train` run id under
+paths.runs_dir. A trained model is refused (BlockedError, exit 5) when its feature implementation
+hash differs from the running feature engine's, or when it did not pass the promotion gate
+(unless trade.allow_unpromoted). Both checks read the run's manifests BEFORE the model is
+loaded, so a mismatched or unpromoted model never costs a load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coin_cli.errors import BlockedError, DataError, UsageError
+
+if TYPE_CHECKING:
+    from coin_cli.config import Settings
+
+log = logging.getLogger("coin.runtime")
+
+BASELINES = ("voltarget", "buyhold", "flat")
+FEATURE_MANIFEST = "feature_manifest.json"
+TRAIN_MANIFEST = "train_manifest.json"
+
+
+def resolve_policy(name: str, settings: Settings) -> Any:
+    """The Policy named `name` (see the module docstring)."""
+    key = name.strip()
+    if key.lower() in BASELINES:
+        return _baseline(key.lower(), settings)
+    if not key or "/" in key or key.startswith("."):
+        raise UsageError(f"--policy {name!r}: expected one of {', '.join(BASELINES)} or a train run id")
+    run_dir = Path(settings.paths.runs_dir) / key
+    if not run_dir.is_dir():
+        raise UsageError(f"--policy {name!r}: not a baseline ({', '.join(BASELINES)}) and no train run "
+                         f"folder {run_dir}")
+    check_model_run(run_dir, settings)
+    from coin_cli.agents.sb3 import SB3Policy
+
+    policy = SB3Policy.load(run_dir)
+    running = running_feature_hash(settings)
+    if policy.feature_hash != running:  # the manifest and the loaded model must agree too
+        raise BlockedError(_hash_message(run_dir, policy.feature_hash, running))
+    if not policy.promoted and not settings.trade.allow_unpromoted:
+        raise BlockedError(f"{run_dir}: model status {policy.status or 'unknown'!r} is not promoted; "
+                           "pass --allow-unpromoted to trade it anyway")
+    return policy
+
+
+def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
+    """The gates on a train run's manifests: feature hash, then promotion. Returns the train manifest."""
+    features = _read_json(run_dir / FEATURE_MANIFEST)
+    model_hash = features.get("implementation_hash")
+    if not isinstance(model_hash, str) or not model_hash:
+        raise DataError(f"{run_dir / FEATURE_MANIFEST}: implementation_hash missing")
+    running = running_feature_hash(settings)
+    if model_hash != running:
+        raise BlockedError(_hash_message(run_dir, model_hash, running))
+    manifest = _read_json(run_dir / TRAIN_MANIFEST)
+    status = str(manifest.get("status", ""))
+    if status != "promoted":
+        if not settings.trade.allow_unpromoted:
+            raise BlockedError(f"{run_dir}: model status {status or 'unknown'!r} is not promoted; "
+                               "pass --allow-unpromoted to trade it anyway")
+        log.warning("%s: trading an unpromoted model (status %r) because of --allow-unpromoted", run_dir, status)
+    return manifest
+
+
+def running_feature_hash(settings: Settings) -> str:
+    from coin_cli.features.spec import FeatureSpec
+
+    return FeatureSpec.from_config(settings.features).implementation_hash()
+
+
+def _hash_message(run_dir: Path, model_hash: str, running: str) -> str:
+    return (f"{run_dir}: the model was trained on feature implementation {model_hash} but this coin "
+            f"computes {running}; retrain it, or trade with the features it was trained on")
+
+
+def _baseline(name: str, settings: Settings) -> Any:
+    from coin_cli.agents import baselines
+
+    cls = {"voltarget": baselines.VolTarget, "buyhold": baselines.BuyAndHold, "flat": baselines.Flat}[name]
+    return cls.from_settings(settings)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (is this a finished `coin train` run?)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,289 @@
+"""build_runtime: THE one place where the runtime is wired (DESIGN.md §5).
+
+market source -> GapFiller -> OnlineFeatureEngine -> policy -> RiskManager -> OrderManager ->
+broker -> StateStore -> MetricsLogger / AlertEngine (-> notifier).
+
+A restart resumes from the state file: balances, risk state and the pending decision come back
+from the last commit, and the feature engine is re-warmed over every bar the ledger processed
+(first_bar .. last_bar, from the candle provider), so its running sums -- and therefore every
+later decision -- are bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coin_cli.errors import DataError, UsageError
+from coin_cli.monitoring.alerts import AlertEngine
+from coin_cli.monitoring.metrics import MetricsLogger
+from coin_cli.runtime.brokers import PaperBroker
+from coin_cli.runtime.gap_filler import ArrayCandleProvider, GapFiller
+from coin_cli.runtime.orders import OrderManager, check_strategy_id
+from coin_cli.runtime.portfolio import Portfolio
+from coin_cli.runtime.risk import ACTIVE, HALTED, RiskLimits, RiskManager
+from coin_cli.runtime.sources import ReplaySource
+from coin_cli.runtime.state import Checkpoint, StateIdentity, StateStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from coin_cli.config import Settings
+    from coin_cli.runs import Run
+    from coin_cli.runtime.sources import CandleArrays, MarketSource
+
+log = logging.getLogger("coin.runtime")
+
+REPLAY_COMMIT_EVERY = 1000   # bars per commit while the queue is busy (it also commits when idle)
+MODES = ("replay", "paper", "live")
+
+
+@dataclass
+class TradeRequest:
+    """What the command asks for beyond Settings (flags with no config key)."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+    max_bars: int | None = None
+    reset_halt: bool = False
+
+
+class Runtime:
+    """Every component of one trading run plus the loop's own counters."""
+
+    def __init__(self, *, symbol: str, interval: str, mode: str, policy_name: str, state_path: Path,
+                 source: MarketSource, gap_filler: GapFiller, features: Any, obs_window: Any, policy: Any,
+                 make_input: Callable[..., Any], risk: RiskManager, orders: OrderManager, broker: Any,
+                 portfolio: Portfolio, state: StateStore, metrics: MetricsLogger, alerts: AlertEngine,
+                 checkpoint: Checkpoint | None, max_bars: int | None, commit_every: int, lookback: int) -> None:
+        self.symbol, self.interval, self.mode, self.policy_name = symbol, interval, mode, policy_name
+        self.state_path = state_path
+        self.source, self.gap_filler, self.features, self.obs_window = source, gap_filler, features, obs_window
+        self.policy, self.make_input, self.risk, self.orders, self.broker = policy, make_input, risk, orders, broker
+        self.portfolio, self.state, self.metrics, self.alerts = portfolio, state, metrics, alerts
+        self.clock: Callable[[], int] | None = None   # None: replay time (each bar arrives at its close)
+        self.max_bars = sys.maxsize if max_bars is None else max_bars
+        self.commit_every = commit_every
+        self.queue_items = 64
+        cp = checkpoint or Checkpoint()
+        self.resumed_from = cp.last_bar
+        self.first_bar, self.last_bar, self.bars_total = cp.first_bar, cp.last_bar, cp.bars
+        self.pending_target = cp.pending_target
+        self.pending_decision_bar = cp.pending_decision_bar
+        self.pending_reason = cp.pending_reason or "ok"
+        self.pending_leg = 1 if self.pending_reason == "halted: flatten" else 0
+        self.initial_equity = portfolio.initial_cash
+        self.recovering: dict[str, dict[str, Any]] = state.pending_intents()
+        self.bars_run = 0
+        self.uncommitted = 0
+        self.rejected = 0
+        self.done = False
+        self.stop_requested: int | None = None
+        self.drawdown_alert_on = False
+        self.lat = [0] * 7
+        self.last_metrics_us = 0
+        self.data_info: dict[str, Any] = {}
+        # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
+        self.ready_count = features.warmup + lookback
+
+    def checkpoint(self) -> Checkpoint:
+        cp = Checkpoint(first_bar=self.first_bar, last_bar=self.last_bar, bars=self.bars_total,
+                        pending_target=self.pending_target, pending_decision_bar=self.pending_decision_bar,
+                        pending_reason=self.pending_reason if self.pending_target is not None else None,
+                        order_seq=self.orders.order_seq)
+        self.portfolio.snapshot(cp)
+        self.risk.snapshot(cp)
+        return cp
+
+    def commit(self) -> None:
+        self.state.commit(self.checkpoint())
+        self.uncommitted = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        pf = self.portfolio
+        return {"symbol": self.symbol, "interval": self.interval, "mode": self.mode, "policy": self.policy_name,
+                "last_bar": self.last_bar, "bars": self.bars_run, "equity": pf.equity, "cash": pf.cash,
+                "qty": pf.qty, "weight": pf.weight, "drawdown": self.risk.drawdown,
+                "max_drawdown": self.risk.max_drawdown_seen, "risk_state": self.risk.state, "trades": pf.trades,
+                "fees": pf.fees, "alerts": self.alerts.total}
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.state.close()
+        close = getattr(self.alerts.notifier, "close", None)
+        if close is not None:
+            close(5.0)
+
+
+def default_state_path(settings: Settings, symbol: str, interval: str, mode: str) -> Path:
+    if settings.trade.state_file is not None:
+        return Path(settings.trade.state_file)
+    return Path(settings.paths.runs_dir) / "state" / f"{settings.trade.strategy_id}-{symbol}-{interval}-{mode}.sqlite"
+
+
+def check_mode(mode: str) -> None:
+    if mode == "paper":
+        raise UsageError("--mode paper needs live market data (the Binance kline stream), which is not built yet; "
+                         "use --mode replay")
+    if mode == "live":
+        raise UsageError("--mode live needs the Binance broker, API keys and an explicit opt-in, which are not "
+                         "built yet; use --mode replay")
+    if mode not in MODES:
+        raise UsageError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+
+
+def load_replay_candles(settings: Settings, request: TradeRequest, first_bar: int | None
+                        ) -> tuple[CandleArrays, dict[str, Any]]:
+    """The candles a replay runs over: --from/--to from the store, else load_or_bootstrap.
+    A resumed ledger also needs the bars it already processed (to re-warm the features)."""
+    from coin_cli.data.service import load_or_bootstrap, store_for
+    from coin_cli.runtime.sources import CandleArrays
+
+    d = settings.data
+    info: dict[str, Any] = {"generated": False}
+    if request.start_ms is None and request.end_ms is None:
+        frame, manifest, generated = load_or_bootstrap(settings)
+        info.update(generated=generated, source=manifest.get("source"))
+    else:
+        store = store_for(settings)
+        start = request.start_ms
+        if first_bar is not None and start is not None and first_bar < start:
+            start = first_bar
+        frame = store.read(d.symbol, d.interval, start, request.end_ms)
+        info["source"] = (store.manifest(d.symbol, d.interval) or {}).get("source")
+    arrays = CandleArrays.from_frame(frame)
+    del frame
+    if len(arrays) == 0:
+        raise DataError(f"no {d.symbol} {d.interval} candles in {settings.paths.data_dir} for the requested range")
+    info["rows"] = len(arrays)
+    return arrays, info
+
+
+def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | None = None) -> Runtime:
+    """Wire every component for `settings` (symbol, interval, mode, policy, risk, paths)."""
+    from coin_cli.data.schema import interval_ms, normalize_interval
+    from coin_cli.env.execution import ExecutionModel, ExecutionParams
+    from coin_cli.env.observation import ObservationBuilder, ObservationWindow
+    from coin_cli.features import FeatureSpec, OnlineFeatureEngine
+
+    request = request or TradeRequest()
+    mode = settings.trade.mode
+    check_mode(mode)
+    symbol, interval = settings.data.symbol.upper(), normalize_interval(settings.data.interval)
+    strategy_id = check_strategy_id(settings.trade.strategy_id)
+    if request.max_bars is not None and request.max_bars < 1:
+        raise UsageError(f"--max-bars {request.max_bars}: expected a whole number >= 1")
+    if request.start_ms is not None and request.end_ms is not None and request.end_ms <= request.start_ms:
+        raise UsageError("--to must be after --from")
+
+    policy = _resolve_policy(settings)
+    spec = FeatureSpec.from_config(settings.features)
+    features = OnlineFeatureEngine(spec)
+    obs_window = None
+    if _needs_observation(policy):
+        obs_window = ObservationWindow(ObservationBuilder(spec.names, settings.env.lookback, spec))
+    execution = ExecutionModel(ExecutionParams.from_settings(settings))
+    limits = RiskLimits.from_settings(settings, interval_ms(interval))
+
+    state = StateStore(default_state_path(settings, symbol, interval, mode),
+                       StateIdentity(symbol, interval, mode, strategy_id))
+    try:
+        cp = state.load()
+        portfolio = Portfolio(execution, settings.env.initial_cash)
+        risk = RiskManager(limits)
+        if cp is not None:
+            portfolio.restore(cp)
+            risk.restore(cp)
+        meta = state.meta()
+        if "initial_cash" in meta:  # the ledger's own start, whatever env.initial_cash says now
+            portfolio.initial_cash = float(meta["initial_cash"])
+        else:
+            state.set_meta("initial_cash", repr(settings.env.initial_cash))
+        state.set_meta("policy", settings.trade.policy)
+
+        arrays, data_info = load_replay_candles(settings, request, cp.first_bar if cp else None)
+        provider = ArrayCandleProvider(arrays)
+        gap_filler = GapFiller(provider, _rewarm(features, obs_window, provider, cp))
+        after = cp.last_bar if cp is not None else None
+        if after is None and request.start_ms is not None:
+            after = request.start_ms - 1
+        source = ReplaySource(arrays, after=after, max_bars=request.max_bars, speed=settings.trade.speed)
+
+        orders = OrderManager(strategy_id, symbol, execution, risk, order_seq=cp.order_seq if cp else 0)
+        broker = PaperBroker(execution, portfolio)
+        labels = {"symbol": symbol, "interval": interval, "mode": mode, "strategy": strategy_id}
+        prom = Path(settings.trade.prom_file) if settings.trade.prom_file else None
+        metrics = MetricsLogger(run.path("metrics.jsonl") if run is not None else None, labels=labels,
+                                prom_file=prom)
+        alerts = AlertEngine(_notifier(settings), f"{symbol} {interval} {mode} {settings.trade.policy}",
+                             drawdown_threshold=limits.reduce_drawdown)
+
+        def on_risk_event(bar: int | None, before: str, after_state: str, reason: str) -> None:
+            state.record_risk_event(bar, before, after_state, reason)
+            alerts.risk_changed(bar, before, after_state, reason)
+
+        risk.on_event = on_risk_event
+        rt = Runtime(symbol=symbol, interval=interval, mode=mode, policy_name=settings.trade.policy,
+                     state_path=state.path, source=source, gap_filler=gap_filler, features=features,
+                     obs_window=obs_window, policy=policy, make_input=_policy_input_factory(), risk=risk,
+                     orders=orders, broker=broker, portfolio=portfolio, state=state, metrics=metrics, alerts=alerts,
+                     checkpoint=cp, max_bars=request.max_bars, commit_every=REPLAY_COMMIT_EVERY,
+                     lookback=settings.env.lookback)
+        rt.data_info = data_info
+        if risk.state == HALTED and cp is not None:
+            alerts.risk_changed(cp.risk_since_bar, ACTIVE, HALTED,
+                                f"still halted since bar {cp.risk_since_bar}: {cp.risk_reason}")
+        if request.reset_halt and risk.reset_halt(portfolio.equity, rt.last_bar):
+            rt.commit()
+        return rt
+    except BaseException:
+        state.close()
+        raise
+
+
+def _rewarm(features: Any, obs_window: Any, provider: Any, cp: Checkpoint | None) -> int | None:
+    """Feed the feature engine every bar the ledger already processed; the next expected open."""
+    if cp is None or cp.last_bar is None or cp.first_bar is None:
+        return None
+    candles = provider.closed_candles(cp.first_bar, cp.last_bar + 1)
+    if not candles or candles[-1].open_time != cp.last_bar:
+        raise DataError(f"the state file's last processed bar {cp.last_bar} is not in the candle data any more; "
+                        "cannot rebuild the features it decided on")
+    if len(candles) != cp.bars:
+        log.warning("re-warming features over %d stored candles, the ledger processed %d bars", len(candles), cp.bars)
+    update = features.update
+    for c in candles:
+        row = update(c)
+        if obs_window is not None:
+            obs_window.push(row)
+    return candles[-1].close_time + 1
+
+
+def _resolve_policy(settings: Settings) -> Any:
+    from coin_cli.agents.loader import resolve_policy
+
+    return resolve_policy(settings.trade.policy, settings)
+
+
+def _needs_observation(policy: Any) -> bool:
+    flag = getattr(policy, "needs_observation", None)
+    return bool(flag) if flag is not None else hasattr(policy, "net")
+
+
+def _policy_input_factory() -> Callable[..., Any]:
+    from coin_cli.agents.policy import PolicyInput
+
+    return PolicyInput
+
+
+def _notifier(settings: Settings) -> Any:
+    try:
+        from coin_cli.monitoring.telegram_notifier import notifier_from_settings
+    except ImportError:  # the Telegram outbox is optional wiring
+        from coin_cli.monitoring.notifier import LogNotifier
+
+        return LogNotifier()
+    return notifier_from_settings(settings)

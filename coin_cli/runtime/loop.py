@@ -1,0 +1,243 @@
+"""The trading loop: `process_market_event` per event, and the asyncio consumer around it.
+
+Per closed candle t (after de-duplication and gap filling):
+
+    fill      the order for the decision taken at bar t-1's close executes at bar t's OPEN:
+              OrderManager sizes it (ExecutionModel, risk order caps), the intent goes into the
+              write-ahead log, the broker fills it (the TradingEnv timing, DESIGN.md §4)
+    mark      mark-to-market at t's close; risk state from the drawdown off the equity peak
+    features  OnlineFeatureEngine.update(t)
+    policy    policy.act -> target weight (skipped until the features are warm)
+    risk      risk.approve_target -> the target to trade at the next open, or none
+    state     last processed bar = t; committed with everything above in one transaction
+    metrics   one metrics.jsonl line; alerts
+
+A venue broker (external=True, a later issue) submits at the decision instead; the seam is the
+`pending` target below, which the paper broker turns into an order at the next open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from coin_cli.runtime.brokers.base import OrderRejected
+from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, MarketEvent, StreamStatus, Wakeup
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from coin_cli.runtime.build import Runtime
+
+log = logging.getLogger("coin.runtime")
+
+_ns = time.perf_counter_ns
+
+
+def process_market_event(rt: Runtime, event: MarketEvent) -> None:
+    """Handle one event from the queue (a candle, a replay batch, a stream status, the end)."""
+    if type(event) is CandleBatch:
+        admit = rt.gap_filler.admit
+        for candle in event.candles:
+            for bar in admit(candle):
+                process_bar(rt, bar)
+                if rt.stop_requested or rt.bars_run >= rt.max_bars:
+                    return
+    elif type(event) is Candle:
+        for bar in rt.gap_filler.admit(event):
+            process_bar(rt, bar)
+            if rt.stop_requested or rt.bars_run >= rt.max_bars:
+                return
+    elif isinstance(event, StreamStatus):
+        if event.up:
+            rt.alerts.stream_up()
+        else:
+            rt.alerts.stream_down(event.detail or rt.source.name)
+    elif isinstance(event, EndOfStream):
+        rt.done = True
+        if event.error is not None:
+            raise event.error
+
+
+def process_bar(rt: Runtime, c: Candle) -> None:
+    """One closed candle, in order, through every stage."""
+    t0 = _ns()
+    pf = rt.portfolio
+    open_time = c.open_time
+    order_id: str | None = None
+    submit_us = 0
+
+    # -- fill: the previous decision trades at this bar's open ------------------------------------
+    target = rt.pending_target
+    if target is not None:
+        rt.pending_target = None
+        intent = rt.orders.target_to_intent(target, pf.cash, pf.qty, c.open, rt.pending_decision_bar, open_time,
+                                            rt.pending_leg, rt.pending_reason)
+        if intent is not None:
+            order_id = intent.client_order_id
+            execute_intent(rt, intent)
+            submit_us = (_ns() - t0) // 1000
+    t1 = _ns()
+
+    # -- mark ---------------------------------------------------------------------------------------
+    close = c.close
+    pf.price = close
+    equity = pf.cash + pf.qty * close
+    risk = rt.risk
+    risk.on_mark(equity, open_time)
+    drawdown = risk.drawdown
+    if drawdown >= rt.alerts.drawdown_threshold or rt.drawdown_alert_on:
+        rt.alerts.check_drawdown(drawdown, equity, risk.peak_equity)
+        rt.drawdown_alert_on = rt.alerts.is_active("DRAWDOWN")
+    t2 = _ns()
+
+    # -- features -----------------------------------------------------------------------------------
+    row = rt.features.update(c)
+    window = rt.obs_window
+    if window is not None:
+        window.push(row)
+    t3 = _ns()
+
+    # -- policy -------------------------------------------------------------------------------------
+    weight = pf.qty * close / equity if equity > 0.0 else 0.0
+    wanted: float | None = None
+    if rt.features.count >= rt.ready_count:
+        obs = None if window is None else window.observation(weight, drawdown)
+        wanted = rt.policy.act(rt.make_input(features=row, observation=obs, position_weight=weight))
+    t4 = _ns()
+
+    # -- risk ---------------------------------------------------------------------------------------
+    reason = "warm-up"
+    if wanted is not None:
+        if wanted != wanted or math.isinf(wanted):
+            reason = "policy: not a number"
+        else:
+            now = c.close_time + 1 if rt.clock is None else rt.clock()
+            approved, reason = risk.approve_target(wanted, weight, c.close_time, now)
+            if approved is not None:
+                rt.pending_target = approved
+                rt.pending_decision_bar = open_time
+                rt.pending_reason = reason
+                rt.pending_leg = 1 if reason == "halted: flatten" else 0
+            if reason[0] == "s":  # "stale: ..."
+                rt.alerts.stale(open_time, (now - c.close_time) / 1000, risk.limits.stale_ms / 1000)
+            elif rt.alerts.is_active("STALE_DATA"):
+                rt.alerts.fresh()
+    t5 = _ns()
+
+    # -- state --------------------------------------------------------------------------------------
+    if rt.first_bar is None:
+        rt.first_bar = open_time
+    rt.last_bar = open_time
+    rt.bars_total += 1
+    rt.bars_run += 1
+    rt.uncommitted += 1
+    if rt.uncommitted >= rt.commit_every or (order_id is not None and rt.broker.external):
+        rt.commit()
+    t6 = _ns()
+
+    # -- metrics ------------------------------------------------------------------------------------
+    lat = rt.lat
+    lat[0] = (t1 - t0) // 1000
+    lat[1] = (t2 - t1) // 1000
+    lat[2] = (t3 - t2) // 1000
+    lat[3] = (t4 - t3) // 1000
+    lat[4] = (t5 - t4) // 1000
+    lat[5] = (t6 - t5) // 1000
+    lat[6] = rt.last_metrics_us
+    rt.metrics.bar(open_time, close, equity, pf.cash, pf.qty, weight, equity - rt.initial_equity, drawdown,
+                   risk.state, reason, rt.pending_target, order_id, lat, submit_us)
+    rt.last_metrics_us = (_ns() - t6) // 1000
+
+
+def execute_intent(rt: Runtime, intent: Any) -> None:
+    """Write-ahead log, then the broker, then the fill into the books."""
+    state, cid = rt.state, intent.client_order_id
+    recovering = rt.recovering.pop(cid, None) if rt.recovering else None
+    try:
+        if recovering is not None:  # committed before a crash: resolve it, never submit it again
+            log.warning("order %s was logged before a restart; resolving it without resubmitting", cid)
+            fill = rt.broker.recover(intent)
+        else:
+            state.record_intent(intent.seq, cid, intent.decision_bar, intent.exec_bar, intent.leg, intent.qty,
+                                intent.target, intent.ref_price, intent.reason)
+            fill = rt.broker.submit(intent)
+    except OrderRejected as exc:
+        state.set_order_status(cid, "rejected")
+        rt.rejected += 1
+        rt.alerts.order_rejected(cid, str(exc))
+        return
+    if fill is None:  # accepted, not filled yet (venue brokers): the fill arrives later
+        return
+    pf = rt.portfolio
+    pf.apply(fill)
+    rt.risk.on_fill(fill.notional, intent.exec_bar)
+    state.set_order_status(cid, "filled")
+    state.record_fill(intent.seq, intent.exec_bar, fill.qty, fill.price, fill.notional, fill.fee, pf.cash, pf.qty)
+
+
+# ---- the asyncio consumer -------------------------------------------------------------------------
+
+async def _feed(rt: Runtime, queue: asyncio.Queue[MarketEvent]) -> None:
+    try:
+        await rt.source.run(queue)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the consumer re-raises it after committing what it has
+        await queue.put(EndOfStream("source failed", error=exc))
+
+
+async def consume(rt: Runtime, queue: asyncio.Queue[MarketEvent],
+                  status: Callable[[dict[str, Any]], None] | None = None, status_every: float = 0.5) -> None:
+    """Take events until the source ends, a stop is requested or --max-bars is reached.
+    Commits whenever the queue runs dry (a live stream: after every bar) and at the end."""
+    next_status = time.monotonic() + status_every
+    try:
+        while not rt.done and not rt.stop_requested and rt.bars_run < rt.max_bars:
+            if queue.empty() and rt.uncommitted:
+                rt.commit()
+            event = await queue.get()
+            process_market_event(rt, event)
+            if status is not None and time.monotonic() >= next_status:
+                status(rt.snapshot())
+                next_status = time.monotonic() + status_every
+    finally:
+        rt.commit()
+
+
+async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None = None) -> None:
+    queue: asyncio.Queue[MarketEvent] = asyncio.Queue(maxsize=rt.queue_items)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # Finish the current bar, commit, stop. A second Ctrl-C interrupts at once.
+        rt.stop_requested = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_wake, queue)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    feeder = asyncio.create_task(_feed(rt, queue))
+    try:
+        await consume(rt, queue, status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+
+
+def _wake(queue: asyncio.Queue[MarketEvent]) -> None:
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(Wakeup())
+
+
+def run_runtime(rt: Runtime, status: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run the loop to the end of the source (or a stop) in a fresh event loop."""
+    asyncio.run(run_async(rt, status))

@@ -1,0 +1,153 @@
+"""The service behind `coin trade`: take the per-symbol lock, build the runtime, run it, summarise.
+
+Returns plain dicts for render; never imports typer or rich. Status updates go through a
+callback `(snapshot) -> None` that the command builds (a panel on a terminal, lines otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coin_cli.errors import LockHeldError
+from coin_cli.runs import file_lock
+from coin_cli.runtime.build import Runtime, TradeRequest, build_runtime, check_mode, default_state_path
+
+if TYPE_CHECKING:
+    from coin_cli.config import Settings
+    from coin_cli.runs import Run
+
+log = logging.getLogger("coin.runtime")
+
+Status = Callable[[dict[str, Any]], None]
+
+
+def lock_name(settings: Settings) -> str:
+    return f"trade-{settings.data.symbol.upper()}-{settings.data.interval}"
+
+
+def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
+              status: Status | None = None) -> dict[str, Any]:
+    """Run the trading loop to the end of the data (replay), a stop signal or --max-bars."""
+    from coin_cli.runtime.loop import run_runtime
+
+    check_mode(settings.trade.mode)
+    with file_lock(settings.paths.runs_dir, lock_name(settings), "coin trade"):
+        rt = build_runtime(settings, run, request)
+        try:
+            started = time.perf_counter()
+            run_runtime(rt, status)
+            elapsed = time.perf_counter() - started
+            summary = summarise(rt, elapsed)
+            rt.metrics.maybe_prometheus(prometheus_values(rt), force=True)
+            rt.metrics.flush()
+            run.write_json("summary.json", summary)
+        finally:
+            rt.close()
+    return summary
+
+
+def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict[str, Any]:
+    """Build the runtime without starting it: the "runtime ready" facts."""
+    rt = build_runtime(settings, None, request)
+    try:
+        lock = _lock_status(settings)
+        pf, risk = rt.portfolio, rt.risk
+        spec_hash = rt.features.spec.implementation_hash()
+        ready: dict[str, Any] = {
+            "status": "runtime ready",
+            "symbol": rt.symbol,
+            "interval": rt.interval,
+            "mode": rt.mode,
+            "policy": rt.policy_name,
+            "policy_kind": type(rt.policy).__name__,
+            "broker": f"{rt.broker.name} (ExecutionModel: fee {settings.env.fee_bps:g} bps, "
+                      f"slippage {settings.env.slippage_bps:g} bps)",
+            "source": rt.source.describe(),
+            "data_rows": rt.data_info.get("rows"),
+            "data_source": rt.data_info.get("source"),
+            "features": f"{len(rt.features.names)} (warm-up {rt.features.warmup} bars, hash {spec_hash[:12]})",
+            "notifier": type(rt.alerts.notifier).__name__,
+            "state_file": str(rt.state_path),
+            "state": "new ledger" if rt.resumed_from is None else f"resumes after bar {_iso(rt.resumed_from)}",
+            "equity": pf.equity if rt.resumed_from is not None else pf.initial_cash,
+            "risk_state": risk.state,
+            "lock": lock,
+        }
+        for key, value in risk.limits.describe().items():
+            ready[f"risk.{key}"] = value
+        return ready
+    finally:
+        rt.close()
+
+
+def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
+    pf, risk, metrics = rt.portfolio, rt.risk, rt.metrics
+    equity = pf.equity if rt.last_bar is not None else pf.cash
+    lat = metrics.latency_summary()
+    stopped = {2: "SIGINT", 15: "SIGTERM"}.get(rt.stop_requested or 0)
+    return {
+        "symbol": rt.symbol,
+        "interval": rt.interval,
+        "mode": rt.mode,
+        "policy": rt.policy_name,
+        "broker": rt.broker.name,
+        "state_file": str(rt.state_path),
+        "resumed_from": _iso(rt.resumed_from),
+        "first_bar": _iso(rt.first_bar),
+        "last_bar": _iso(rt.last_bar),
+        "bars": rt.bars_run,
+        "bars_total": rt.bars_total,
+        "initial_cash": pf.initial_cash,
+        "final_equity": equity,
+        "total_return": equity / pf.initial_cash - 1.0 if pf.initial_cash else None,
+        "max_drawdown": risk.max_drawdown_seen,
+        "trades": pf.trades,
+        "fees": pf.fees,
+        "turnover": pf.turnover,
+        "cash": pf.cash,
+        "position": pf.qty,
+        "risk_state": risk.state,
+        "risk_reason": risk.reason,
+        "pending_target": rt.pending_target,
+        "orders_rejected": rt.rejected,
+        "alerts": rt.alerts.total,
+        **rt.gap_filler.stats(),
+        "elapsed_s": round(elapsed, 4),
+        "candles_per_s": round(rt.bars_run / elapsed) if elapsed > 0 else None,
+        "latency_p50_us": lat["bar"]["p50_us"],
+        "latency_p99_us": lat["bar"]["p99_us"],
+        "submit_p99_us": lat["event_to_submit"]["p99_us"],
+        "stopped_by": stopped,
+        "data_generated": bool(rt.data_info.get("generated")),
+    }
+
+
+def prometheus_values(rt: Runtime) -> dict[str, Any]:
+    snap = rt.snapshot()
+    snap["bars"] = rt.bars_run
+    return snap
+
+
+def _lock_status(settings: Settings) -> str:
+    try:
+        with file_lock(settings.paths.runs_dir, lock_name(settings), "coin trade") as path:
+            return f"free ({path})"
+    except LockHeldError as exc:
+        return f"held: {exc}"
+
+
+def _iso(ms: int | None) -> str | None:
+    from coin_cli.data.schema import ms_to_iso
+
+    return ms_to_iso(ms)
+
+
+def state_path_for(settings: Settings) -> Path:
+    from coin_cli.data.schema import normalize_interval
+
+    return default_state_path(settings, settings.data.symbol.upper(), normalize_interval(settings.data.interval),
+                              settings.trade.mode)

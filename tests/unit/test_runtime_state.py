@@ -1,0 +1,141 @@
+"""StateStore: round trips, write-ahead intents, crash model, and refusing foreign or corrupt files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from coin_cli.errors import DataError, UsageError
+from coin_cli.runtime.state import APPLICATION_ID, SCHEMA_VERSION, Checkpoint, StateIdentity, StateStore
+
+IDENT = StateIdentity("BTCUSDT", "1h", "replay", "coin")
+
+
+def _intent(store: StateStore, seq: int, cid: str) -> None:
+    store.record_intent(seq, cid, decision_bar=1000 * seq, exec_bar=1000 * seq + 1, leg=0, qty=0.5, target=0.4,
+                        ref_price=100.0, reason="ok")
+
+
+def test_new_file_has_application_id_and_schema_version(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite", IDENT)
+    assert store.created and store.load() is None
+    store.close()
+    conn = sqlite3.connect(tmp_path / "s.sqlite")
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_commit_round_trip(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite", IDENT)
+    _intent(store, 1, "coin-BTCUSDT-1000-0")
+    store.set_order_status("coin-BTCUSDT-1000-0", "filled")
+    store.record_fill(1, 1001, 0.5, 100.05, 50.025, 0.05, 9949.9, 0.5)
+    store.record_risk_event(1001, "ACTIVE", "REDUCING", "drawdown")
+    cp = Checkpoint(first_bar=0, last_bar=1001, bars=3, cash=9949.9, qty=0.5, avg_price=100.05, last_close=101.0,
+                    pending_target=0.3, pending_decision_bar=1001, pending_reason="ok", trades=1, fees=0.05,
+                    turnover=50.025, order_seq=1, risk_state="REDUCING", risk_reason="drawdown", risk_since_bar=1001,
+                    peak_equity=10_050.0, max_drawdown=0.1, day=0, day_turnover=50.025)
+    store.commit(cp)
+    store.close()
+    again = StateStore(tmp_path / "s.sqlite", IDENT)
+    assert not again.created
+    assert again.load() == cp
+    assert [o["client_order_id"] for o in again.orders()] == ["coin-BTCUSDT-1000-0"]
+    assert again.orders()[0]["status"] == "filled"
+    assert again.fills()[0]["price"] == 100.05
+    assert again.risk_events()[0]["to_state"] == "REDUCING"
+
+
+def test_buffered_rows_are_lost_without_a_commit(tmp_path: Path) -> None:
+    # The crash model: what was not committed never happened (intent, fill and bar together).
+    store = StateStore(tmp_path / "s.sqlite", IDENT)
+    store.commit(Checkpoint(last_bar=5, bars=1, cash=1.0))
+    _intent(store, 1, "a-1")
+    store.record_fill(1, 1001, 0.5, 100.0, 50.0, 0.05, 1.0, 0.5)
+    store.close()
+    again = StateStore(tmp_path / "s.sqlite", IDENT)
+    assert again.orders() == [] and again.fills() == []
+    assert again.load().last_bar == 5
+
+
+def test_durable_intent_is_committed_before_submit_and_never_twice(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    store = StateStore(path, IDENT, durable=True)
+    _intent(store, 1, "coin-BTCUSDT-1000-0")
+    # Another connection (as after a crash) already sees the intent, still pending.
+    seen = sqlite3.connect(path).execute("SELECT client_order_id, status FROM orders").fetchall()
+    assert seen == [("coin-BTCUSDT-1000-0", "pending")]
+    assert list(store.pending_intents()) == ["coin-BTCUSDT-1000-0"]
+    with pytest.raises(DataError, match="already in the ledger"):
+        _intent(store, 2, "coin-BTCUSDT-1000-0")
+
+
+def test_same_client_id_twice_in_one_batch_is_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite", IDENT)
+    _intent(store, 1, "x-1")
+    with pytest.raises(DataError, match="already submitted"):
+        _intent(store, 2, "x-1")
+
+
+def test_committed_client_id_cannot_be_committed_again(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite", IDENT)
+    _intent(store, 1, "x-1")
+    store.commit(Checkpoint(last_bar=1))
+    _intent(store, 2, "x-1")
+    with pytest.raises(DataError, match="used twice"):
+        store.commit(Checkpoint(last_bar=2))
+    assert store.load().last_bar == 1
+
+
+def test_not_sqlite_is_a_data_error_and_the_file_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_text("open_time,close\n1,2\n")
+    with pytest.raises(DataError, match="not an SQLite database"):
+        StateStore(path, IDENT)
+    assert path.read_text() == "open_time,close\n1,2\n"
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError, match="application_id 0x0"):
+        StateStore(path, IDENT)
+    assert sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    StateStore(path, IDENT).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError, match="newer"):
+        StateStore(path, IDENT)
+
+
+def test_corrupt_pages_are_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    store = StateStore(path, IDENT)
+    store.commit(Checkpoint(last_bar=1, cash=5.0))
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page + 8: 2 * page] = b"\xff" * (page - 8)   # scribble over page 2 (a b-tree page)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupt"):
+        StateStore(path, IDENT).load()
+
+
+def test_another_symbol_cannot_resume_this_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    StateStore(path, IDENT).close()
+    with pytest.raises(UsageError, match="belongs to BTCUSDT 1h replay"):
+        StateStore(path, StateIdentity("ETHUSDT", "1h", "replay", "coin"))
