@@ -24,8 +24,15 @@ class CoinGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.Abort):
             raise
+        except typer.TyperException as exc:  # usage errors: one line too, not a box
+            if not exc.format_message():  # a group called without a command: its help
+                exc.show()
+                raise typer.Exit(getattr(exc, "exit_code", ExitCode.USAGE)) from None
+            sub = getattr(exc, "ctx", None) or ctx
+            message = f"{sub.command_path}: {exc.format_message()} (see '{sub.command_path} --help')"
+            _fail(ctx, message, getattr(exc, "exit_code", ExitCode.USAGE), exc)
         except CoinError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
         except KeyboardInterrupt as exc:
@@ -111,8 +118,17 @@ app.command("notify", help="Send a Telegram message (from cron scripts and runti
 
 def main() -> None:
     """Console-script entry point."""
+    from coin_cli.render import error_line
+
     try:
-        app(prog_name="coin")
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        code = app(prog_name="coin", standalone_mode=False)
+    except typer.TyperException as exc:  # a bad root option, before any command runs
+        if exc.format_message():
+            error_line(f"coin: {exc.format_message()} (see 'coin --help')")
+        else:
+            exc.show()
+        code = getattr(exc, "exit_code", ExitCode.USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        error_line("interrupted")
+        code = ExitCode.INTERRUPTED
+    sys.exit(int(code) if isinstance(code, int) else 0)

@@ -17,8 +17,10 @@ from rich.table import Table
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     no_color = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+    tty = stream.isatty()
+    # Piped output is read by scripts: never colour, and wide enough that tables do not fold.
     return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False,
-                   force_terminal=None if stream.isatty() else False)
+                   force_terminal=None if tty else False, width=None if tty else 160)
 
 
 def out() -> Console:
@@ -83,19 +85,19 @@ def emit(
         console.print(table)
     if run_id is not None:
         sys.stdout.flush()
-        console.print(run_id, markup=False, highlight=False)
+        console.print(run_id, markup=False, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:
-    err().print(f"error: {message}", markup=False, highlight=False, style="red")
+    err().print(f"error: {message}", markup=False, highlight=False, style="red", soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err().print(f"warning: {message}", markup=False, highlight=False, style="yellow")
+    err().print(f"warning: {message}", markup=False, highlight=False, style="yellow", soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err().print(message, markup=False, highlight=False)
+    err().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 class ProgressReporter:

@@ -59,7 +59,9 @@ def test_no_colour_when_piped(coin) -> None:
 def test_unknown_command_and_bad_flag_exit_2(coin) -> None:
     assert coin("nosuch").returncode == 2
     result = coin("data", "bootstrap", "--rows", "many")
-    assert result.returncode == 2 and "many" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: coin data bootstrap: ") and "--rows" in lines[0]
 
 
 def test_missing_config_file_exit_2_one_line(coin, workdir: Path) -> None:
