@@ -235,7 +235,7 @@ def _drop_duplicates(frame: pd.DataFrame, label: str, line: Callable[[int], str]
     for j in same:
         a, b = int(order[j]), int(order[j + 1])
         for col in frame.columns:
-            x, y = frame[col].iat[a], frame[col].iat[b]
+            x, y = frame[col].iat[a].item(), frame[col].iat[b].item()
             if x != y and not (x != x and y != y):
                 raise DataError(f"{label}: {line(b)}: open_time {int(times[b])} repeats {line(a)} "
                                 f"with a different {col} ({y!r} vs {x!r})")

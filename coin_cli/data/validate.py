@@ -164,7 +164,7 @@ def _nan(cols: dict[str, np.ndarray], at: Callable[[int], str]) -> Check:
     for name in (*PRICE_COLUMNS, "volume"):
         bad |= ~np.isfinite(cols[name])
     i = _first(bad)
-    detail = "" if i is None else f"{at(i)}: {_culprit(cols, i, ~np.isfinite)} is not a finite number"
+    detail = "" if i is None else f"{at(i)}: {_culprit(cols, i, lambda a: ~np.isfinite(a))} is not a finite number"
     return Check("NaN values", ERROR if i is not None else OK, int(bad.sum()), detail, i)
 
 
@@ -183,7 +183,7 @@ def _negative(cols: dict[str, np.ndarray], at: Callable[[int], str]) -> Check:
         name = next(n for n in (*PRICE_COLUMNS, "volume", *OPTIONAL_FLOAT_COLUMNS, "trades")
                     if n in cols and (cols[n][i] <= 0 if n in PRICE_COLUMNS else
                                       cols[n][i] < (TRADES_UNKNOWN if n == "trades" else 0)))
-        detail = f"{at(i)}: {name} = {cols[name][i]!r}"
+        detail = f"{at(i)}: {name} = {cols[name][i].item()!r}"
     return Check("negative values", ERROR if i is not None else OK, int(bad.sum()), detail, i)
 
 
@@ -194,7 +194,8 @@ def _ohlc(cols: dict[str, np.ndarray], at: Callable[[int], str]) -> Check:
     i = _first(bad)
     detail = ""
     if i is not None:
-        detail = f"{at(i)}: open {o[i]!r} high {h[i]!r} low {lo[i]!r} close {c[i]!r} (need low <= open, close <= high)"
+        o_, h_, l_, c_ = (float(x[i]) for x in (o, h, lo, c))
+        detail = f"{at(i)}: open {o_!r} high {h_!r} low {l_!r} close {c_!r} (need low <= open, close <= high)"
     return Check("OHLC consistency", ERROR if i is not None else OK, int(bad.sum()), detail, i)
 
 
