@@ -116,3 +116,26 @@ def test_nan_target_or_bad_price_holds() -> None:
     assert m.order_for_target(float("nan"), cash=1_000.0, qty=0.0, price=10.0) == 0.0
     assert m.order_for_target(0.5, cash=1_000.0, qty=0.0, price=0.0) == 0.0
     assert m.execute(0.5, 0.0, 0.0, 10.0) == (None, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("long_only", [True, False])
+@pytest.mark.parametrize("step,tick", [(0.00001, 0.01), (0.001, 0.0), (0.0, 0.5), (0.25, 0.0001)])
+def test_fused_execute_equals_the_three_calls(long_only: bool, step: float, tick: float) -> None:
+    import random
+
+    m = model(fee_bps=10.0, slippage_bps=5.0, lot_step=step, min_qty=step, tick_size=tick, min_notional=5.0,
+              long_only=long_only)
+    rng = random.Random(5)
+    for _ in range(3000):
+        price = 10 ** rng.uniform(-1, 5)
+        cash = rng.choice([0.0, rng.uniform(0, 20_000)])
+        short = -rng.uniform(0, 5_000) / price if not long_only else 0.0
+        qty = rng.choice([0.0, rng.uniform(0, 20_000) / price, short])
+        weight = rng.choice([0.0, 1.0, -1.0, 2.0, rng.uniform(-1, 1), float("nan")])
+        order = m.order_for_target(weight, cash, qty, price)
+        fused = m.execute(weight, cash, qty, price)
+        if order == 0.0:
+            assert fused == (None, cash, qty)
+            continue
+        fill = m.fill(order, price)
+        assert fused == (fill, *m.apply(fill, cash, qty)), (weight, cash, qty, price)
