@@ -146,7 +146,9 @@ def download_dataset(settings: Settings, start: str | None, end: str | None, run
     d, b = settings.data, settings.binance
     interval = normalize_interval(d.interval)
     start_ms = parse_time_ms(start, "--start") if start else None
-    end_ms = parse_time_ms(end, "--end") if end else int(time.time() * 1000)
+    # default end: now, with a margin for clock skew (the exchange never returns future candles and
+    # the still-open one is dropped by server time)
+    end_ms = parse_time_ms(end, "--end") if end else int(time.time() * 1000) + 600_000
     if start_ms is not None and start_ms >= end_ms:
         raise UsageError(f"--start {start} is not before --end {end or 'now'}")
     store = store_for(settings)
@@ -177,6 +179,7 @@ def download_dataset(settings: Settings, start: str | None, end: str | None, run
         "retries": stats.retries if stats else 0,
         "rate_limit_waits": stats.rate_waits if stats else 0,
         "max_used_weight": stats.max_used_weight if stats else 0,
+        "waited_s": round(stats.waited_s, 3) if stats else 0.0,
         "replaced_bootstrap": writer.replaced_bootstrap and writer.written,
     })
     return summary

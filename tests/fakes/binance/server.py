@@ -201,18 +201,20 @@ class FakeBinance:
             return self._used
 
     def _take_fault(self, path: str) -> Fault | None:
+        """Every matching fault counts the request; the first one past its `after` fires."""
         with self._lock:
+            chosen = None
             for fault in self.faults:
                 if fault.path not in (path, "*"):
                     continue
                 fault.seen += 1
-                if fault.seen <= fault.after:
-                    return None
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
+                if chosen is None and fault.seen > fault.after:
+                    chosen = fault
+            if chosen is not None:
+                chosen.times -= 1
+                if chosen.times <= 0:
+                    self.faults.remove(chosen)
+            return chosen
 
     async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         if fault.kind == "slow":
