@@ -78,6 +78,7 @@ class PolicyConfig(Section):
     target_vol: PositiveFloat = 0.5
     vol_feature: str = "vol_24"
     max_weight: Fraction = 1.0
+    rebalance_band: Fraction = 0.05
 
 
 class TrainConfig(Section):

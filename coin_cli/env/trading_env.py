@@ -203,6 +203,9 @@ class TradingEnv(gym.Env):
     def drawdown(self) -> float:
         return 1.0 - self._equity / self._peak if self._peak > 0.0 else 1.0
 
+    def open_time(self, t: int) -> int:
+        return self._open_time[t]
+
     def feature_row(self, t: int | None = None) -> dict[str, float]:
         """The raw features of bar t (default: the current bar) by name."""
         row = self._raw_features[self._t if t is None else t]
