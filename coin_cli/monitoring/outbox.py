@@ -236,6 +236,11 @@ class Outbox:
     def recover_and_prune(self) -> None:
         """Call with the delivery lock held: nobody else is sending, so `sending` rows are orphans."""
         now = self.clock()
+        stale = self._db.execute(
+            "SELECT (SELECT count(*) FROM messages WHERE status = 'sending' OR (status = 'sent' AND sent_at < ?))"
+            " + (SELECT count(*) FROM sends WHERE at < ?)", (now - KEEP_SENT_S, now - 2 * GROUP_WINDOW_S)).fetchone()
+        if not stale[0]:
+            return  # the usual case: no write transaction, no fsync
         with self._write() as db:
             db.execute("UPDATE messages SET status = 'pending' WHERE status = 'sending'")
             db.execute("DELETE FROM messages WHERE status = 'sent' AND sent_at < ?", (now - KEEP_SENT_S,))
