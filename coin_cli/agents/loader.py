@@ -81,10 +81,9 @@ def _hash_message(run_dir: Path, model_hash: str, running: str) -> str:
 
 
 def _baseline(name: str, settings: Settings) -> Any:
-    from coin_cli.agents import baselines
+    from coin_cli.agents.baselines import baseline_from_settings
 
-    cls = {"voltarget": baselines.VolTarget, "buyhold": baselines.BuyAndHold, "flat": baselines.Flat}[name]
-    return cls.from_settings(settings)
+    return baseline_from_settings(name, settings)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

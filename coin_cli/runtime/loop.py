@@ -108,7 +108,8 @@ def process_bar(rt: Runtime, c: Candle) -> None:
     wanted: float | None = None
     if rt.features.count >= rt.ready_count:
         obs = None if window is None else window.observation(weight, drawdown)
-        wanted = rt.policy.act(rt.make_input(features=row, observation=obs, position_weight=weight))
+        wanted = rt.policy.act(rt.make_input(features=row, observation=obs, position_weight=weight, equity=equity,
+                                             drawdown=drawdown, open_time=open_time))
     t4 = _ns()
 
     # -- risk ---------------------------------------------------------------------------------------
