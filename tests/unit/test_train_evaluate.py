@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from coin_cli.pipelines.equity_chart import equity_svg
 from coin_cli.pipelines.evaluate import evaluate_split, promotion_decision, stitch, table_rows, write_evaluation
 from coin_cli.pipelines.metrics import EquityTrace
 
@@ -76,13 +74,3 @@ def test_artifacts_and_table(tmp_path: Path) -> None:
     assert float(rows[0]["sharpe"]) == pytest.approx(evaluation["val"]["metrics"]["agent"]["sharpe"])
     columns, table = table_rows(evaluation)
     assert columns[:3] == ["split", "policy", "total_return"] and len(table) == 8
-
-
-def test_equity_svg_is_valid_xml_with_one_line_per_series() -> None:
-    times = [1_700_000_000_000 + i * 3_600_000 for i in range(5000)]
-    svg = equity_svg({"agent": np.linspace(1e4, 1.2e4, 5000), "flat <&>": np.full(5000, 1e4)}, times)
-    root = ET.fromstring(svg)
-    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
-    assert len(lines) == 2
-    assert len(lines[0].get("points").split()) <= 1600  # downsampled
-    assert "flat &lt;&amp;&gt;" in svg and "2023-11-14" in svg
