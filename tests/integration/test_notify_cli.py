@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -287,3 +288,40 @@ def test_coin_notify_imports_no_heavy_library(workdir, fake):
                    if line.startswith("import time:")}
         assert "coin_cli" in modules and not modules.intersection(HEAVY), modules.intersection(HEAVY)
     assert sent_texts(fake) == ["light?"]
+
+
+# ---- the cron examples (they call the real `coin data download` / `coin train --probe`) ----------
+CRON = Path(__file__).resolve().parents[2] / "examples" / "cron"
+COIN_BIN = str(Path(sys.executable).parent / "coin")
+
+
+def run_cron(script: str, workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CRON / script)], cwd=workdir, capture_output=True, text=True, timeout=300,
+                          env=clean_env({"COIN_HOME": str(workdir), "COIN": COIN_BIN, **env}))
+
+
+def test_cron_daily_candles_alerts_when_binance_is_unreachable(workdir, fake):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = tg_env(fake.base_url, COIN_BINANCE__API_URL=f"http://127.0.0.1:{port}/api", COIN_BINANCE__MAX_RETRIES="0",
+                 COIN_BINANCE__TIMEOUT="2")
+    result = run_cron("daily_candles.sh", workdir, env)
+    assert result.returncode == 4, result.stdout + result.stderr
+    [message] = fake.messages
+    assert message["text"].startswith("[CANDLES_FAILED] ")
+    assert "Binance was unreachable after retries (exit 4)" in message["text"]
+    assert re.search(r"\d{8}T\d{6}Z-data-[0-9a-f]{6}", message["text"])  # the failed run is named
+    assert_token_nowhere(TOKEN, workdir, [result])
+
+
+def test_cron_probe_health_alerts_when_the_probe_is_blocked_and_is_quiet_when_ready(workdir, fake):
+    blocked = run_cron("probe_health.sh", workdir, tg_env(fake.base_url, COIN_TRAIN__MIN_ROWS="100000"))
+    assert blocked.returncode == 5, blocked.stdout + blocked.stderr
+    [message] = fake.messages
+    assert message["text"].startswith("[PROBE_BLOCKED] ") and "train_manifest.json" in message["text"]
+    assert "too few candles" in message["text"]
+    ready = run_cron("probe_health.sh", workdir, tg_env(fake.base_url))
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert len(fake.messages) == 1
+    assert_token_nowhere(TOKEN, workdir, [blocked, ready])
