@@ -257,7 +257,8 @@ class FakeBinance:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> FakeBinance:
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        # a short shutdown: a test that injected a slow answer must not wait for it at teardown
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, port)
         await site.start()
@@ -285,6 +286,7 @@ class FakeBinance:
 
         def serve() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             try:
                 loop.run_until_complete(self.start(port))
@@ -295,6 +297,11 @@ class FakeBinance:
             started.set()
             loop.run_forever()
             loop.run_until_complete(self.stop())
+            pending = asyncio.all_tasks(loop)  # e.g. an injected slow answer still sleeping
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=serve, name="fake-binance", daemon=True)
