@@ -38,14 +38,10 @@ class Recorder:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(TRACE_COLUMNS)
-        writer.writerows(_plain(row) for row in self.rows)
+        writer.writerows(self.rows)  # str(float) is the shortest exact repr: traces compare bar for bar
         return buffer.getvalue()
 
     def write_csv(self, path: Path) -> Path:
         atomic_write_text(path, self.to_csv())
         return path
 
-
-def _plain(row: tuple[Any, ...]) -> list[Any]:
-    # repr keeps every float exact (round-trips), so a trace can be compared bar for bar
-    return [repr(v) if isinstance(v, float) else v for v in row]

@@ -33,16 +33,19 @@ def rollout(env: TradingEnv, policy: Policy, *, seed: int | None = None, options
     obs, info = env.reset(seed=seed, options=options)
     first_time = info["open_time"]
     steps, terminated, truncated = 0, False, False
-    peak = env.stats()["equity"]
+    peak = env.equity
     max_drawdown = exposure = 0.0
+    act, step, feature_row, open_time = policy.act, env.step_weight, env.feature_row, env.open_time
     while not (terminated or truncated) and (max_steps is None or steps < max_steps):
-        inp = PolicyInput(features=env.feature_row(), observation=obs, position_weight=env.position_weight,
-                          equity=env.stats()["equity"], drawdown=env.drawdown, open_time=env.open_time(env.bar))
-        target = float(policy.act(inp))
-        obs, _, terminated, truncated, info = env.step_weight(target)
+        inp = PolicyInput(feature_row(), obs, env.position_weight, env.equity, env.drawdown, open_time(env.bar))
+        obs, _, terminated, truncated, info = step(float(act(inp)))
         steps += 1
-        peak = max(peak, info["equity"])
-        max_drawdown = max(max_drawdown, 1.0 - info["equity"] / peak if peak > 0 else 1.0)
+        equity = info["equity"]
+        if equity > peak:
+            peak = equity
+        drawdown = 1.0 - equity / peak if peak > 0 else 1.0
+        if drawdown > max_drawdown:
+            max_drawdown = drawdown
         exposure += info["position"]
     stats = env.stats()
     initial = stats["initial_equity"]

@@ -62,6 +62,7 @@ class TradingEnv(gym.Env):
             raise ValueError(f"features must be {n} rows x {len(names)} columns, got shape {raw.shape}")
         self.feature_names = names
         self._raw_features = raw
+        self._feature_lists: list[list[float]] | None = None
         self.builder = ObservationBuilder(names, env_cfg.lookback, self.feature_spec)
         self._obs_rows = self.builder.transform(raw)  # (n, F) float32, precomputed once
         # flat copy with two spare floats, so an observation is ONE slice copy (then the state is set)
@@ -200,6 +201,10 @@ class TradingEnv(gym.Env):
         return self._qty * self._close[self._t] / self._equity if self._equity > 0.0 else 0.0
 
     @property
+    def equity(self) -> float:
+        return self._equity
+
+    @property
     def drawdown(self) -> float:
         return 1.0 - self._equity / self._peak if self._peak > 0.0 else 1.0
 
@@ -208,8 +213,9 @@ class TradingEnv(gym.Env):
 
     def feature_row(self, t: int | None = None) -> dict[str, float]:
         """The raw features of bar t (default: the current bar) by name."""
-        row = self._raw_features[self._t if t is None else t]
-        return dict(zip(self.feature_names, row.tolist(), strict=True))
+        if self._feature_lists is None:  # Python floats, built once: a rollout asks every bar
+            self._feature_lists = self._raw_features.tolist()
+        return dict(zip(self.feature_names, self._feature_lists[self._t if t is None else t], strict=True))
 
     def stats(self) -> dict[str, Any]:
         """Episode totals so far."""
