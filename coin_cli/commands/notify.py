@@ -39,7 +39,7 @@ def notify(
 
     with app_ctx.open_run(settings, "notify", json_mode) as run:
         result = send_notification(settings, run, text=text, code=code, silent=silent, flush=flush)
-    if result["possible_duplicates"] and not json_mode:
+    if result["possible_duplicates"]:
         render.warn(f"Telegram did not answer in time {result['possible_duplicates']}x; the message was sent "
                     "again and may arrive twice")
     rows = {key: value for key, value in result.items() if key != "telegram_message_ids"}

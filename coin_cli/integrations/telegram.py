@@ -70,9 +70,12 @@ class RetryPolicy:
 
 
 def redact_secrets(text: str, secrets: Iterable[str | None]) -> str:
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "***")
+    """Replace each secret, and its URL-encoded form (a token's ':' in a URL), by `***`."""
+    from urllib.parse import quote
+
+    forms = {form for s in secrets if s and len(s) >= 4 for form in (s, quote(s, safe=""))}
+    for value in sorted(forms, key=len, reverse=True):
+        text = text.replace(value, "***")
     return text
 
 

@@ -87,7 +87,11 @@ class OutboxNotifier:
         from coin_cli.integrations.telegram import TelegramSender
         from coin_cli.monitoring.outbox import Outbox
 
-        outbox = Outbox(self.outbox_path)
+        try:
+            outbox = Outbox(self.outbox_path)
+        except Exception as exc:  # e.g. a corrupt outbox file: say so once; trading goes on
+            log.error("Telegram alerts are not delivered: %s", exc)
+            return
         sender = TelegramSender.from_settings(self._token, self._telegram)
         paused_until = 0.0
         failures = 0

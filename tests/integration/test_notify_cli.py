@@ -179,6 +179,7 @@ def test_slow_answer_beyond_the_read_timeout_is_resent_and_reported(notify, fake
     result = notify("are you there", "--json", COIN_TELEGRAM__READ_TIMEOUT="0.4")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["possible_duplicates"] == 1
+    assert "did not answer in time 1x; the message was sent again and may arrive twice" in one_line(result.stderr)
     assert sent_texts(fake) == ["are you there", "are you there"]  # alerts prefer a duplicate to a loss
     human = notify("second", COIN_TELEGRAM__READ_TIMEOUT="0.4")
     assert human.returncode == 0 and "may arrive twice" not in human.stderr

@@ -124,6 +124,7 @@ def test_unknown_chat_and_wrong_token_from_the_server_itself(fake: FakeBotAPI):
 
 def test_redaction_and_loopback_detection():
     assert redact_secrets("url /bot123456:ABC/sendMessage", ["123456:ABC", None]) == "url /bot***/sendMessage"
+    assert redact_secrets("GET /bot123456%3AABC/x", ["123456:ABC"]) == "GET /bot***/x"
     assert is_loopback("http://127.0.0.1:8/bot") and is_loopback("http://localhost/bot")
     assert not is_loopback("https://api.telegram.org/bot")
 
