@@ -58,7 +58,7 @@ def assert_token_nowhere(token: str, workdir: Path, outputs: list[subprocess.Com
         assert token not in result.stdout and token not in result.stderr
     files = [p for p in workdir.rglob("*") if p.is_file()]
     if any(r.returncode in (0, 4) for r in outputs):  # the grep below must cover the outbox
-        assert any(p.name == "outbox.sqlite" for p in files)
+        assert any(p.suffix == ".sqlite" for p in files)
     for path in files:  # run folders, the outbox and its WAL
         assert token.encode() not in path.read_bytes(), path
 
@@ -266,6 +266,18 @@ def test_flush_sends_the_backlog(notify, fake):
     flushed = notify("--flush", "--json")
     assert flushed.returncode == 0 and json.loads(flushed.stdout)["pending"] == 0
     assert sent_texts(fake) == ["kept"]
+
+
+def test_outbox_location_setting_and_a_corrupt_outbox_is_exit_3_naming_it(notify, fake, workdir):
+    custom = workdir / "state" / "alerts.sqlite"
+    assert notify("here", COIN_TELEGRAM__OUTBOX=str(custom)).returncode == 0
+    assert custom.is_file() and not (workdir / "runs" / "outbox.sqlite").exists()
+    broken = workdir / "broken.sqlite"
+    broken.write_bytes(b"not a database at all" * 200)
+    result = notify("there", COIN_TELEGRAM__OUTBOX=str(broken))
+    assert result.returncode == 3
+    assert result.stderr.startswith(f"error: {broken}: cannot open the Telegram outbox")
+    assert sent_texts(fake) == ["here"]
 
 
 def test_a_burst_of_concurrent_cron_runs_is_paced_and_nothing_is_lost_or_doubled(workdir, fake):
