@@ -284,3 +284,27 @@ def _deterministic_torch() -> None:
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def summary_rows(summary: dict[str, Any]) -> dict[str, Any]:
+    """The key/value lines of the human summary table."""
+    ci = summary["test_sharpe_diff_ci"]
+    rows = {
+        "status": summary["status"],
+        "algo / timesteps / folds": f"{summary['algo']} / {summary['timesteps']:,} / {summary['folds']}",
+        "symbol / interval": f"{summary['symbol']} {summary['interval']}",
+        "val Sharpe: agent vs best baseline": _versus(summary, "val"),
+        "test Sharpe: agent vs best baseline": _versus(summary, "test"),
+        "test Sharpe difference, 95% CI": f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+        "promotion margin": summary["promotion_margin"],
+        "model": summary["model"],
+        "seconds": summary["duration_s"],
+    }
+    for i, reason in enumerate(summary["reasons"], 1):
+        rows[f"not promoted ({i})"] = reason
+    return rows
+
+
+def _versus(summary: dict[str, Any], split: str) -> str:
+    best = summary[f"{split}_best_baseline"]
+    return f"{summary[f'{split}_sharpe_agent']:.3f} vs {summary[f'{split}_sharpe_best_baseline']:.3f} ({best})"
