@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from coin_cli.data.schema import INT_COLUMNS, REQUIRED_COLUMNS
 from coin_cli.errors import DataError
@@ -24,6 +25,8 @@ BINANCE_KLINE_COLUMNS = (
     "close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore",
 )
 GENERIC_HEADER = "open_time_ms,open,high,low,close,volume"
+Opener = Callable[[], IO[bytes]]
+"""Opens the CSV bytes afresh (a file, or a member of a zip): parsed as a stream, never held whole."""
 
 # header spellings seen in the wild -> store column (None: read and dropped)
 _HEADER_NAMES: dict[str, str | None] = {
@@ -47,12 +50,15 @@ class ParsedCsv:
     layout: str              # "binance-archive" (12 kline columns) or "csv" (generic)
 
 
-def parse_candle_csv(data: bytes, label: str) -> ParsedCsv:
-    """Parse one CSV file's bytes; DataError naming `label`, the line and the value on bad input."""
+def parse_candle_csv(source: Opener | bytes, label: str) -> ParsedCsv:
+    """Parse one CSV file; DataError naming `label`, the line and the value on bad input."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    first_line = _first_line(data, label)
+    opener: Opener = (lambda: io.BytesIO(source)) if isinstance(source, bytes) else source
+    with opener() as fh:
+        head = fh.read(1 << 16)
+    first_line = _first_line(head, label)
     fields = [f.strip() for f in first_line.split(",")]
     header = not _is_number(fields[0])
     if header:
@@ -66,16 +72,15 @@ def parse_candle_csv(data: bytes, label: str) -> ParsedCsv:
         )
     keep = [n for n in names if n is not None and not n.startswith("_")]
     types = {n: pa.int64() if n in INT_COLUMNS else pa.float64() for n in keep}
+    read_options = pacsv.ReadOptions(column_names=[n or f"_drop{i}" for i, n in enumerate(names)],
+                                     skip_rows=1 if header else 0, block_size=1 << 24)
+    convert_options = pacsv.ConvertOptions(column_types=types, include_columns=keep,
+                                           strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=[n or f"_drop{i}" for i, n in enumerate(names)],
-                                           skip_rows=1 if header else 0, block_size=1 << 24),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=keep,
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
+        with opener() as fh:
+            table = pacsv.read_csv(fh, read_options=read_options, convert_options=convert_options)
     except pa.ArrowInvalid as exc:
-        raise DataError(_diagnose(data, names, header, label) or f"{label}: {str(exc).splitlines()[0]}") from None
+        raise DataError(_diagnose(opener, names, header, label) or f"{label}: {str(exc).splitlines()[0]}") from None
     if table.num_rows == 0:
         raise DataError(f"{label}: no candle rows" + (" (only a header)" if header else ""))
     layout = "binance-archive" if "close_time" in keep else "csv"
@@ -113,11 +118,15 @@ def _header_columns(fields: list[str], label: str) -> list[str | None]:
     return names
 
 
-def _diagnose(data: bytes, names: list[str | None], header: bool, label: str) -> str | None:
+def _diagnose(opener: Opener, names: list[str | None], header: bool, label: str) -> str | None:
     """Find the first bad line the slow way, for a precise message."""
-    text = data.decode("utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(text))
-    for line_no, row in enumerate(reader, start=1):
+    with opener() as fh:
+        return _first_bad_line(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""),
+                               names, header, label)
+
+
+def _first_bad_line(text: IO[str], names: list[str | None], header: bool, label: str) -> str | None:
+    for line_no, row in enumerate(csv.reader(text), start=1):
         if header and line_no == 1:
             continue
         if not row or (len(row) == 1 and not row[0].strip()):

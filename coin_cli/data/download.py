@@ -221,7 +221,7 @@ def klines_to_frame(rows: list[list[Any]], server_now_ms: int, where: str = "kli
                 for k, name in enumerate(CANDLE_COLUMNS)}
     except (ValueError, TypeError, IndexError) as exc:
         raise ExchangeError(f"{where}: malformed kline rows from the exchange ({exc})") from None
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame(data, copy=False)
     still_open = frame["close_time"].to_numpy() >= server_now_ms
     dropped = int(still_open.sum())
     if dropped:

@@ -5,19 +5,20 @@ file leaves the store exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coin_cli.data.csvparse import parse_candle_csv
+from coin_cli.data.csvparse import Opener, parse_candle_csv
 from coin_cli.data.schema import CANDLE_COLUMNS, INTERVALS, conform, interval_ms, is_calendar, normalize_interval
 from coin_cli.data.validate import ERROR, check_candles
 from coin_cli.errors import DataError, UsageError
@@ -88,10 +89,13 @@ def read_files(paths: list[Path], symbol: str, interval: str, now_ms: int | None
             progress(k, len(files), f"reading {path.name}")
         _check_file_name(path, symbol, interval)
         checksum = verify_checksum(path)
-        for label, data in _members(path):
-            item = read_one(data, label, interval, now)
-            item.checksum = checksum
-            imported.append(item)
+        try:
+            for label, opener in _sources(path):
+                item = read_one(opener, label, interval, now)
+                item.checksum = checksum
+                imported.append(item)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: not a readable zip archive, truncated or corrupt ({exc})") from None
     if progress:
         progress(len(files), len(files), "merging")
     combined = None
@@ -103,10 +107,9 @@ def read_files(paths: list[Path], symbol: str, interval: str, now_ms: int | None
     return combined, imported
 
 
-def read_one(data: bytes, label: str, interval: str, now_ms: int) -> ImportedFile:
+def read_one(source: Opener | bytes, label: str, interval: str, now_ms: int) -> ImportedFile:
     """Parse and check one CSV payload; DataError naming the file and line on the first problem."""
-    parsed = parse_candle_csv(data, label)
-    del data
+    parsed = parse_candle_csv(source, label)
     table = parsed.table
     offset = 2 if parsed.header else 1  # row index -> line number
 
@@ -154,18 +157,17 @@ def verify_checksum(path: Path) -> str:
     return "verified"
 
 
-def _members(path: Path) -> list[tuple[str, bytes]]:
-    """(label, bytes) of each CSV in a zip, or of the file itself."""
+def _sources(path: Path) -> Iterator[tuple[str, Opener]]:
+    """(label, opener) of each CSV in a zip, or of the file itself; nothing is read whole."""
     if path.suffix.lower() != ".zip":
-        return [(str(path), path.read_bytes())]
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(".csv") and not n.endswith("/")]
-            if not names:
-                raise DataError(f"{path}: zip archive holds no .csv file")
-            return [(f"{path}:{name}", archive.read(name)) for name in sorted(names)]
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable zip archive, truncated or corrupt ({exc})") from None
+        yield str(path), functools.partial(open, path, "rb")
+        return
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(n for n in archive.namelist() if n.lower().endswith(".csv") and not n.endswith("/"))
+        if not names:
+            raise DataError(f"{path}: zip archive holds no .csv file")
+        for name in names:
+            yield f"{path}:{name}", functools.partial(archive.open, name)
 
 
 def _check_file_name(path: Path, symbol: str, interval: str) -> None:
@@ -206,7 +208,7 @@ def _to_frame(table: Any, unit: str) -> pd.DataFrame:
         for name in ("open_time", "close_time"):
             if name in cols:
                 cols[name] = cols[name] // 1000
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols, copy=False)
 
 
 def _check_spacing(frame: pd.DataFrame, interval: str, label: str) -> None:

@@ -37,8 +37,7 @@ _EXCHANGE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 # Pinned writer options: the same table always gives the same bytes (no timestamps in the
 # metadata; the writer string only changes with the pyarrow version).
 _PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
+    "compression": "lz4",  # zstd files are ~25% smaller but decode 2-3x slower; reads dominate
     "use_dictionary": False,
     "write_statistics": ["open_time"],
     "version": "2.6",
@@ -279,20 +278,26 @@ class DatasetWriter:
 # ---- frame helpers (also used by import and download) --------------------------------------------
 
 def merge_frames(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate, sort by open_time and keep the LAST row of each open_time (new rows win)."""
+    """Concatenate, sort by open_time and keep the LAST row of each open_time (new rows win).
+
+    May return `new` itself (no copy) when there is nothing to merge and it is already in order.
+    """
     import pandas as pd
 
-    parts = [new] if existing is None else [existing, new]
-    cols = {c: np.concatenate([p[c].to_numpy() for p in parts]) for c in CANDLE_COLUMNS}
+    if existing is None:
+        times = new["open_time"].to_numpy()
+        if len(times) < 2 or bool(np.all(times[1:] > times[:-1])):
+            return new  # already sorted and unique (the common case for a fresh table): no copy
+        cols = {c: new[c].to_numpy() for c in CANDLE_COLUMNS}
+    else:
+        cols = {c: np.concatenate([existing[c].to_numpy(), new[c].to_numpy()]) for c in CANDLE_COLUMNS}
     times = cols["open_time"]
-    if len(times) > 1 and existing is None and bool(np.all(times[1:] > times[:-1])):
-        return pd.DataFrame(cols)  # already sorted and unique (the common case for a fresh table)
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     keep = np.ones(len(order), dtype=bool)
     keep[:-1] = sorted_times[1:] != sorted_times[:-1]
     index = order[keep]
-    return pd.DataFrame({c: v[index] for c, v in cols.items()})
+    return pd.DataFrame({c: v[index] for c, v in cols.items()}, copy=False)
 
 
 def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -328,9 +333,10 @@ def _count_changed(existing: pd.DataFrame, new: pd.DataFrame) -> int:
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """One writable numpy array per column, no block consolidation (the fastest honest copy)."""
     import pandas as pd
 
-    return pd.DataFrame({name: table.column(name).to_numpy() for name in CANDLE_COLUMNS})
+    return pd.DataFrame({name: np.array(table.column(name)) for name in CANDLE_COLUMNS}, copy=False)
 
 
 def frame_to_table(frame: pd.DataFrame) -> pa.Table:

@@ -1,0 +1,217 @@
+"""Data benchmarks (issue 3): import + validate, validate, store read, download, peak memory.
+
+    .venv/bin/python benchmarks/bench_data.py            # all, prints a markdown table
+    .venv/bin/python benchmarks/bench_data.py --quick    # fewer repeats
+
+Targets: import+validate one month of 1m (44,640 rows, archive zip) < 0.3 s; validate 1M rows < 0.5 s;
+store read 1M rows < 0.2 s; download 100k candles from the loopback fake < 5 s; peak memory of
+importing or validating 1M rows < 600 MB. Each figure is the median of repeats, next to a reference
+measured in the same run (the bare library call the step is built on). Peak memory is the child
+process's max RSS (ru_maxrss), which includes the interpreter and the imported libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MINUTE = 60_000
+JAN_2025_MS = 1_735_689_600_000
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def archive_zip(folder: Path, rows: int, name: str) -> Path:
+    """A Binance-style monthly archive: headerless 12 columns, µs timestamps (a 2025 file), zipped."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from coin_cli.data.bootstrap import generate_candles
+
+    frame = generate_candles(rows, "1m", seed=3, start_ms=JAN_2025_MS)
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    columns["open_time"] = columns["open_time"] * 1000
+    columns["close_time"] = columns["open_time"] + MINUTE * 1000 - 1
+    columns["ignore"] = np.zeros(rows, dtype=np.int64)
+    buffer = io.BytesIO()
+    pacsv.write_csv(pa.table(columns), buffer, write_options=pacsv.WriteOptions(include_header=False))
+    path = folder / f"{name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{name}.csv", buffer.getvalue())
+    return path
+
+
+def settings_for(root: Path, interval: str = "1m", api_url: str | None = None) -> object:
+    from coin_cli.config import Settings
+
+    data = {"paths": {"runs_dir": str(root / "runs"), "data_dir": str(root / "data")},
+            "data": {"interval": interval}}
+    if api_url:
+        data["binance"] = {"api_url": api_url}
+    return Settings.model_validate(data)
+
+
+def bench_import_month(tmp: Path, repeats: int) -> dict[str, float]:
+    import pyarrow.csv as pacsv
+
+    from coin_cli.data.service import import_dataset, store_for
+    from coin_cli.data.validate import validate_frame
+
+    path = archive_zip(tmp, 44_640, "BTCUSDT-1m-2025-01")
+    counter = iter(range(10_000))
+
+    def run() -> None:
+        root = tmp / f"import-{next(counter)}"
+        settings = settings_for(root)
+        import_dataset(settings, [path], now_ms=2_000_000_000_000)
+        validate_frame(store_for(settings).read("BTCUSDT", "1m"), "1m", now_ms=2_000_000_000_000)
+
+    raw = zipfile.ZipFile(path).read("BTCUSDT-1m-2025-01.csv")
+    reference = median_time(lambda: pacsv.read_csv(io.BytesIO(raw),
+                                                    read_options=pacsv.ReadOptions(autogenerate_column_names=True)),
+                            repeats)
+    return {"seconds": median_time(run, repeats), "reference": reference}
+
+
+def bench_million(tmp: Path, repeats: int) -> dict[str, dict[str, float]]:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from coin_cli.data.bootstrap import generate_candles
+    from coin_cli.data.store import CandleStore
+    from coin_cli.data.validate import validate_frame
+
+    frame = generate_candles(1_000_000, "1m", seed=5)
+    store = CandleStore(tmp / "million", "binance")
+    store.replace("BTCUSDT", "1m", frame, "bootstrap")
+    path = store.path("BTCUSDT", "1m")
+
+    def bare_pass() -> None:  # one vectorised pass over every column: the floor for any checker
+        for col in frame.columns:
+            values = frame[col].to_numpy()
+            np.isfinite(values) if values.dtype.kind == "f" else np.diff(values)
+
+    validate = median_time(lambda: validate_frame(frame, "1m", now_ms=2_000_000_000_000), repeats)
+    read = median_time(lambda: store.read("BTCUSDT", "1m"), repeats)
+    return {
+        "validate": {"seconds": validate, "reference": median_time(bare_pass, repeats)},
+        "read": {"seconds": read, "reference": median_time(lambda: pq.read_table(path).to_pandas(), repeats)},
+        "file_mb": {"seconds": path.stat().st_size / 1e6, "reference": 0.0},
+    }
+
+
+def bench_download(tmp: Path, repeats: int) -> dict[str, float]:
+    import asyncio
+
+    import aiohttp
+
+    from coin_cli.data.service import download_dataset
+    from tests.fakes.binance import FakeBinanceProcess
+
+    now = int(time.time() * 1000)
+    start = now - now % MINUTE - 100_000 * MINUTE
+    with FakeBinanceProcess("--series", f"BTCUSDT:1m:{start}") as fake:
+        counter = iter(range(100))
+
+        def run() -> None:
+            root = tmp / f"download-{next(counter)}"
+            summary = download_dataset(settings_for(root, api_url=fake.api_url), str(start), None)
+            assert summary["rows"] >= 100_000, summary
+
+        async def raw_pages() -> None:  # the same 101 pages, fetched and JSON-decoded, stored nowhere
+            async with aiohttp.ClientSession() as session:
+                cursor = start
+                while True:
+                    url = f"{fake.api_url}/v3/klines?symbol=BTCUSDT&interval=1m&startTime={cursor}&limit=1000"
+                    async with session.get(url) as response:
+                        rows = await response.json()
+                    if len(rows) < 1000:
+                        return
+                    cursor = rows[-1][0] + 1
+
+        import binance  # noqa: F401  (one-time import cost kept out of the timing)
+
+        seconds = median_time(run, repeats)
+        reference = median_time(lambda: asyncio.run(raw_pages()), repeats)
+    return {"seconds": seconds, "reference": reference}
+
+
+def peak_memory(mode: str, tmp: Path) -> float:
+    """Max RSS (MB) of a fresh process that imports or validates 1M rows."""
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(tmp)], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def child(mode: str, tmp: Path) -> None:
+    from coin_cli.data.service import import_dataset, store_for
+    from coin_cli.data.validate import validate_frame
+
+    path = tmp / "BTCUSDT-1m-million.zip"
+    settings = settings_for(tmp / f"child-{mode}")
+    if mode == "import":
+        import_dataset(settings, [path], now_ms=2_000_000_000_000)
+    else:
+        import_dataset(settings_for(tmp / "child-prep"), [path], now_ms=2_000_000_000_000)
+        frame = store_for(settings_for(tmp / "child-prep")).read("BTCUSDT", "1m")
+        validate_frame(frame, "1m", now_ms=2_000_000_000_000)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "DIR"))
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    repeats = 3 if args.quick else 7
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        month = bench_import_month(tmp, repeats)
+        million = bench_million(tmp, max(3, repeats // 2))
+        download = bench_download(tmp, 3 if not args.quick else 1)
+        archive_zip(tmp, 1_000_000, "BTCUSDT-1m-million")
+        memory_import = peak_memory("import", tmp)
+        memory_validate = peak_memory("validate", tmp)
+    rows = [
+        ("import + validate 44,640 rows (archive zip, µs)", month, 0.3, "s", "pyarrow.csv parse of the CSV"),
+        ("validate 1,000,000 rows", million["validate"], 0.5, "s", "one numpy pass over every column"),
+        ("store read 1,000,000 rows", million["read"], 0.2, "s", "pq.read_table().to_pandas()"),
+        ("download 100,000 candles (fake in a separate process)", download, 5.0, "s",
+         "the same pages via bare aiohttp, not stored"),
+    ]
+    print("| measurement | median | target | reference | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, fig, target, unit, ref_name in rows:
+        ratio = fig["seconds"] / fig["reference"] if fig["reference"] else float("nan")
+        print(f"| {name} | {fig['seconds']:.3f} {unit} | < {target} {unit} | {ref_name}: "
+              f"{fig['reference']:.3f} {unit} | {ratio:.1f}x |")
+    print(f"| peak RSS, import 1,000,000 rows (archive zip) | {memory_import:.0f} MB | < 600 MB | - | - |")
+    print(f"| peak RSS, import + validate 1,000,000 rows | {memory_validate:.0f} MB | < 600 MB | - | - |")
+    print(f"| parquet size, 1,000,000 rows | {million['file_mb']['seconds']:.1f} MB | - | - | - |")
+
+
+if __name__ == "__main__":
+    main()
