@@ -44,9 +44,17 @@ def _runs(cwd: Path) -> list[Path]:
     (["--n-envs", "0"], {}, "--n-envs: train.n_envs"),
     (["--folds", "0"], {}, "--folds: train.folds"),
     (["--resume", "20260101T000000Z-train-abcdef"], {}, "no such run"),
-    (["--probe", "--resume", "x"], {}, "--probe"),
+    (["--probe", "--resume", "x"], {}, "--probe cannot be combined with --resume"),
+    (["--tensorboard"], {}, "--tensorboard needs the tensorboard package"),
 ])
 def test_bad_flags_exit_2_before_any_run(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
+    if "--tensorboard" in args:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            pytest.skip("tensorboard is installed here: --tensorboard is valid")
     proc = _coin(tmp_path, "train", *args, env=env)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -62,6 +70,23 @@ def test_too_many_folds_for_the_data_is_a_usage_error(tmp_path: Path) -> None:
     (run,) = _runs(tmp_path)
     assert json.loads((run / "meta.json").read_text())["status"] == "failed"
     assert last_line(proc.stdout) == run.name
+
+
+def test_walk_forward_folds_with_subprocess_envs(tmp_path: Path) -> None:
+    proc = _coin(tmp_path, "train", "--folds", "2", "--n-envs", "2", "--timesteps", "512", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = tmp_path / "runs" / json.loads(proc.stdout)["run_id"]
+    manifest = json.loads((run_dir / "train_manifest.json").read_text())
+    assert manifest["n_envs"] == 2 and manifest["seeds"]["fold_model_seeds"] == [7, 8]
+    first, second = manifest["folds"]
+    assert first["test"]["end"] == second["test"]["start"] and second["test"]["end"] == 3000
+    assert second["train"]["end"] > first["train"]["end"]  # expanding window
+    for index in (0, 1):
+        assert (run_dir / "folds" / str(index) / "best_model.zip").is_file()
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    # the test curve is both test blocks stitched (the last candle cannot be acted on)
+    assert evaluation["test"]["metrics"]["agent"]["bars"] == first["test"]["bars"] + second["test"]["bars"] - 1
+    assert len(evaluation["folds"]) == 2
 
 
 # ---- one short PPO run shared by several tests --------------------------------------------------
