@@ -32,8 +32,11 @@ def send_notification(settings: Settings, run: Run, *, text: str | None, code: s
                       silent: bool = False, flush: bool = False, secrets: Secrets | None = None) -> dict[str, Any]:
     """Queue `text` (None with `flush`: only deliver the backlog) and deliver; returns the summary."""
     secrets = secrets or Secrets.from_env()
-    # argv holds the message; a secret pasted into it must not reach meta.json.
-    run.meta["argv"] = [redact(arg, secrets) for arg in run.meta.get("argv", [])]
+    # argv holds the message; a secret pasted into it must not stay in meta.json.
+    argv = [redact(arg, secrets) for arg in run.meta.get("argv", [])]
+    if argv != run.meta.get("argv"):
+        run.meta["argv"] = argv
+        run.write_json("meta.json", run.meta)
     if text is None and not flush:
         raise UsageError("nothing to send: give the message text, --stdin, or --flush")
     if code is not None and not _CODE.fullmatch(code):

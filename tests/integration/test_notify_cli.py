@@ -338,3 +338,11 @@ def test_cron_probe_health_alerts_when_the_probe_is_blocked_and_is_quiet_when_re
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert len(fake.messages) == 1
     assert_token_nowhere(TOKEN, workdir, [blocked, ready])
+
+
+def test_a_token_pasted_into_the_argument_is_kept_out_of_files_and_the_message(notify, fake, workdir):
+    result = notify(f"oops {TOKEN} pasted")
+    assert result.returncode == 0, result.stderr
+    assert sent_texts(fake) == ["oops *** pasted"]
+    meta = json.loads((run_dir(workdir, result) / "meta.json").read_text())
+    assert "oops *** pasted" in meta["argv"]
