@@ -59,7 +59,6 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
     from coin_cli.data.service import load_or_bootstrap
     from coin_cli.pipelines import train_env
 
-    _deterministic_torch()
     t = settings.train
     started = time.perf_counter()
     state = ckpt.load_state(settings, resume, run) if resume else None
@@ -70,6 +69,7 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
                          test_fraction=t.test_fraction, embargo=t.embargo_bars, folds=t.folds,
                          min_train=max(dataset.min_bars, 64), min_eval=dataset.min_bars)
     run.write_json(sb3_agents.FEATURE_MANIFEST, train_env.feature_manifest(settings, dataset))
+    _deterministic_torch()  # after the cheap checks: torch costs seconds to import
 
     curve: list[dict[str, Any]] = list(state.curve) if state else []
     total = t.timesteps * len(folds)
