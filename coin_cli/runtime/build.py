@@ -83,11 +83,21 @@ class Runtime:
         self.done = False
         self.stop_requested: int | None = None
         self.drawdown_alert_on = False
+        self.stale_alert_on = False
+        self._processor: Callable[[Any], None] | None = None
         self.lat = [0] * 7
         self.last_metrics_us = 0
         self.data_info: dict[str, Any] = {}
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
         self.ready_count = features.warmup + lookback
+
+    def bar_processor(self) -> Callable[[Any], None]:
+        """The compiled per-bar pipeline (built on first use: set `clock` before processing)."""
+        if self._processor is None:
+            from coin_cli.runtime.loop import make_bar_processor
+
+            self._processor = make_bar_processor(self)
+        return self._processor
 
     def checkpoint(self) -> Checkpoint:
         cp = Checkpoint(first_bar=self.first_bar, last_bar=self.last_bar, bars=self.bars_total,

@@ -41,119 +41,154 @@ _ns = time.perf_counter_ns
 
 def process_market_event(rt: Runtime, event: MarketEvent) -> None:
     """Handle one event from the queue (a candle, a replay batch, a stream status, the end)."""
-    if type(event) is CandleBatch:
-        admit = rt.gap_filler.admit
-        for candle in event.candles:
-            for bar in admit(candle):
-                process_bar(rt, bar)
-                if rt.stop_requested or rt.bars_run >= rt.max_bars:
-                    return
-    elif type(event) is Candle:
-        for bar in rt.gap_filler.admit(event):
-            process_bar(rt, bar)
+    kind = type(event)
+    if kind is CandleBatch or kind is Candle:
+        process = rt.bar_processor()
+        gap_filler = rt.gap_filler
+        admit = gap_filler.admit
+        for candle in event.candles if kind is CandleBatch else (event,):  # type: ignore[union-attr]
+            # Fast path: the next bar in order (admit() handles duplicates, open candles and gaps).
+            if candle.open_time == gap_filler.next_open and candle.closed:
+                gap_filler.next_open = candle.close_time + 1
+                process(candle)
+            else:
+                for bar in admit(candle):
+                    process(bar)
+                    if rt.stop_requested or rt.bars_run >= rt.max_bars:
+                        return
             if rt.stop_requested or rt.bars_run >= rt.max_bars:
                 return
-    elif isinstance(event, StreamStatus):
-        if event.up:
+    elif kind is StreamStatus:
+        if event.up:  # type: ignore[union-attr]
             rt.alerts.stream_up()
         else:
-            rt.alerts.stream_down(event.detail or rt.source.name)
-    elif isinstance(event, EndOfStream):
+            rt.alerts.stream_down(event.detail or rt.source.name)  # type: ignore[union-attr]
+    elif kind is EndOfStream:
         rt.done = True
-        if event.error is not None:
-            raise event.error
+        if event.error is not None:  # type: ignore[union-attr]
+            raise event.error  # type: ignore[union-attr]
 
 
 def process_bar(rt: Runtime, c: Candle) -> None:
-    """One closed candle, in order, through every stage."""
-    t0 = _ns()
+    """One closed candle, in order, through every stage (see the module docstring)."""
+    rt.bar_processor()(c)
+
+
+def make_bar_processor(rt: Runtime) -> Callable[[Candle], None]:
+    """The per-bar pipeline with every component bound to a local name: at 100k bars a second,
+    attribute lookups on the runtime are a measurable share of the budget."""
     pf = rt.portfolio
-    open_time = c.open_time
-    order_id: str | None = None
-    submit_us = 0
-
-    # -- fill: the previous decision trades at this bar's open ------------------------------------
-    target = rt.pending_target
-    if target is not None:
-        rt.pending_target = None
-        intent = rt.orders.target_to_intent(target, pf.cash, pf.qty, c.open, rt.pending_decision_bar, open_time,
-                                            rt.pending_leg, rt.pending_reason)
-        if intent is not None:
-            order_id = intent.client_order_id
-            execute_intent(rt, intent)
-            submit_us = (_ns() - t0) // 1000
-    t1 = _ns()
-
-    # -- mark ---------------------------------------------------------------------------------------
-    close = c.close
-    pf.price = close
-    equity = pf.cash + pf.qty * close
     risk = rt.risk
-    risk.on_mark(equity, open_time)
-    drawdown = risk.drawdown
-    if drawdown >= rt.alerts.drawdown_threshold or rt.drawdown_alert_on:
-        rt.alerts.check_drawdown(drawdown, equity, risk.peak_equity)
-        rt.drawdown_alert_on = rt.alerts.is_active("DRAWDOWN")
-    t2 = _ns()
-
-    # -- features -----------------------------------------------------------------------------------
-    row = rt.features.update(c)
+    on_mark = risk.on_mark
+    approve = risk.approve_target
+    stale_ms = risk.limits.stale_ms
+    alerts = rt.alerts
+    dd_threshold = alerts.drawdown_threshold
+    features = rt.features
+    update = features.update
     window = rt.obs_window
-    if window is not None:
-        window.push(row)
-    t3 = _ns()
-
-    # -- policy -------------------------------------------------------------------------------------
-    weight = pf.qty * close / equity if equity > 0.0 else 0.0
-    wanted: float | None = None
-    if rt.features.count >= rt.ready_count:
-        obs = None if window is None else window.observation(weight, drawdown)
-        wanted = rt.policy.act(rt.make_input(features=row, observation=obs, position_weight=weight, equity=equity,
-                                             drawdown=drawdown, open_time=open_time))
-    t4 = _ns()
-
-    # -- risk ---------------------------------------------------------------------------------------
-    reason = "warm-up"
-    if wanted is not None:
-        if wanted != wanted or math.isinf(wanted):
-            reason = "policy: not a number"
-        else:
-            now = c.close_time + 1 if rt.clock is None else rt.clock()
-            approved, reason = risk.approve_target(wanted, weight, c.close_time, now)
-            if approved is not None:
-                rt.pending_target = approved
-                rt.pending_decision_bar = open_time
-                rt.pending_reason = reason
-                rt.pending_leg = 1 if reason == "halted: flatten" else 0
-            if reason[0] == "s":  # "stale: ..."
-                rt.alerts.stale(open_time, (now - c.close_time) / 1000, risk.limits.stale_ms / 1000)
-            elif rt.alerts.is_active("STALE_DATA"):
-                rt.alerts.fresh()
-    t5 = _ns()
-
-    # -- state --------------------------------------------------------------------------------------
-    if rt.first_bar is None:
-        rt.first_bar = open_time
-    rt.last_bar = open_time
-    rt.bars_total += 1
-    rt.bars_run += 1
-    rt.uncommitted += 1
-    if rt.uncommitted >= rt.commit_every or (order_id is not None and rt.broker.external):
-        rt.commit()
-    t6 = _ns()
-
-    # -- metrics ------------------------------------------------------------------------------------
+    act = rt.policy.act
+    make_input = rt.make_input
+    to_intent = rt.orders.target_to_intent
+    ready_count = rt.ready_count
+    clock = rt.clock
+    external = rt.broker.external
+    metrics_bar = rt.metrics.bar
+    initial = rt.initial_equity
     lat = rt.lat
-    lat[0] = (t1 - t0) // 1000
-    lat[1] = (t2 - t1) // 1000
-    lat[2] = (t3 - t2) // 1000
-    lat[3] = (t4 - t3) // 1000
-    lat[4] = (t5 - t4) // 1000
-    lat[5] = (t6 - t5) // 1000
-    lat[6] = rt.last_metrics_us
-    rt.metrics.bar(open_time, close, equity, pf.cash, pf.qty, weight, equity - rt.initial_equity, drawdown,
-                   risk.state, reason, rt.pending_target, order_id, lat, submit_us)
-    rt.last_metrics_us = (_ns() - t6) // 1000
+    ns = time.perf_counter_ns
+    isinf = math.isinf
+
+    def process(c: Candle) -> None:
+        t0 = ns()
+        open_time = c.open_time
+        order_id: str | None = None
+        submit_us = 0
+
+        # fill: the previous decision trades at this bar's open
+        target = rt.pending_target
+        if target is not None:
+            rt.pending_target = None
+            intent = to_intent(target, pf.cash, pf.qty, c.open, rt.pending_decision_bar, open_time, rt.pending_leg,
+                               rt.pending_reason)
+            if intent is not None:
+                order_id = intent.client_order_id
+                execute_intent(rt, intent)
+                submit_us = (ns() - t0) // 1000
+        t1 = ns()
+
+        # mark
+        close = c.close
+        pf.price = close
+        cash, qty = pf.cash, pf.qty
+        equity = cash + qty * close
+        on_mark(equity, open_time)
+        drawdown = risk.drawdown
+        if drawdown >= dd_threshold or rt.drawdown_alert_on:
+            alerts.check_drawdown(drawdown, equity, risk.peak_equity)
+            rt.drawdown_alert_on = alerts.is_active("DRAWDOWN")
+        t2 = ns()
+
+        # features
+        row = update(c)
+        if window is not None:
+            window.push(row)
+        t3 = ns()
+
+        # policy (from TradingEnv's first decision bar: a full window of valid features)
+        weight = qty * close / equity if equity > 0.0 else 0.0
+        wanted = None
+        if features.count >= ready_count:
+            obs = None if window is None else window.observation(weight, drawdown)
+            wanted = act(make_input(features=row, observation=obs, position_weight=weight, equity=equity,
+                                    drawdown=drawdown, open_time=open_time))
+        t4 = ns()
+
+        # risk
+        reason = "warm-up"
+        if wanted is not None:
+            if wanted != wanted or isinf(wanted):
+                reason = "policy: not a number"
+            else:
+                now = c.close_time + 1 if clock is None else clock()
+                approved, reason = approve(wanted, weight, c.close_time, now)
+                if approved is not None:
+                    rt.pending_target = approved
+                    rt.pending_decision_bar = open_time
+                    rt.pending_reason = reason
+                    rt.pending_leg = 1 if reason == "halted: flatten" else 0
+                if reason[0] == "s":  # "stale: ..."
+                    alerts.stale(open_time, (now - c.close_time) / 1000, stale_ms / 1000)
+                    rt.stale_alert_on = True
+                elif rt.stale_alert_on:
+                    alerts.fresh()
+                    rt.stale_alert_on = False
+        t5 = ns()
+
+        # state: committed in groups, atomically with the fills (see state.py)
+        if rt.first_bar is None:
+            rt.first_bar = open_time
+        rt.last_bar = open_time
+        rt.bars_total += 1
+        rt.bars_run += 1
+        rt.uncommitted += 1
+        if rt.uncommitted >= rt.commit_every or (order_id is not None and external):
+            rt.commit()
+        t6 = ns()
+
+        # metrics
+        lat[0] = (t1 - t0) // 1000
+        lat[1] = (t2 - t1) // 1000
+        lat[2] = (t3 - t2) // 1000
+        lat[3] = (t4 - t3) // 1000
+        lat[4] = (t5 - t4) // 1000
+        lat[5] = (t6 - t5) // 1000
+        lat[6] = last = rt.last_metrics_us
+        metrics_bar(open_time, close, equity, pf.cash, pf.qty, equity - initial, drawdown, risk.state, reason,
+                    rt.pending_target, order_id, lat, (t6 - t0) // 1000 + last, submit_us)
+        rt.last_metrics_us = (ns() - t6) // 1000
+
+    return process
 
 
 def execute_intent(rt: Runtime, intent: Any) -> None:

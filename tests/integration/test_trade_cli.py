@@ -204,9 +204,10 @@ def test_accounting_conservation_and_metrics(workdir: Path) -> None:
     assert fees == pytest.approx(summary["fees"], rel=1e-9) and len(ledger["fills"]) == summary["trades"]
     lines = [json.loads(x) for x in (workdir / "runs" / summary["run_id"] / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == summary["bars"]
-    for line in lines:                                                    # cash + position value = equity
-        assert line["cash"] + line["position"] * line["close"] == pytest.approx(line["equity"], rel=1e-12)
-    assert lines[-1]["equity"] == summary["final_equity"]
+    for line in lines:            # cash + position value = equity (12 significant digits in the file)
+        assert line["cash"] + line["position"] * line["close"] == pytest.approx(line["equity"], rel=1e-10)
+        assert len(line["lat_us"]) == 7 and line["total_us"] >= 0
+    assert lines[-1]["equity"] == pytest.approx(summary["final_equity"], rel=1e-11)
     assert [x["bar"] for x in lines] == sorted({x["bar"] for x in lines})
     saved = json.loads((workdir / "runs" / summary["run_id"] / "summary.json").read_text())
     for key in ("final_equity", "total_return", "max_drawdown", "trades", "fees", "bars", "mode", "policy"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coin_cli.monitoring.alerts import CODES, AlertEngine
-from coin_cli.monitoring.metrics import LatencyHistogram, MetricsLogger
+from coin_cli.monitoring.metrics import STAGES, LatencyHistogram, MetricsLogger
 from coin_cli.monitoring.notifier import Alert, LogNotifier
 
 
@@ -79,15 +79,16 @@ def test_metrics_lines_are_json_and_prometheus_textfile(tmp_path: Path) -> None:
     prom = tmp_path / "coin.prom"
     logger = MetricsLogger(tmp_path / "metrics.jsonl", labels={"symbol": "BTCUSDT", "mode": "replay"},
                            prom_file=prom)
-    logger.bar(1000, 101.5, 10_010.0, 5000.0, 49.3, 0.5, 10.0, 0.01, "ACTIVE", "ok", 0.5, "coin-BTCUSDT-0-0",
-               [1, 2, 3, 4, 5, 6, 7], 9)
-    logger.bar(2000, 102.0, 10_020.0, 5000.0, 49.3, 0.5, 20.0, 0.0, "REDUCING", "warm-up", None, None,
-               [1, 1, 1, 1, 1, 1, 1], 0)
+    logger.bar(1000, 101.5, 10_010.0, 5000.0, 49.3, 10.0, 0.01, "ACTIVE", "ok", 0.5, "coin-BTCUSDT-0-0",
+               [1, 2, 3, 4, 5, 6, 7], 28, 9)
+    logger.bar(2000, 102.0, 10_020.0, 5000.0, 49.3, 20.0, 0.0, "REDUCING", "warm-up", None, None,
+               [1, 1, 1, 1, 1, 1, 1], 7, 0)
     logger.maybe_prometheus({"equity": 10_020.0, "qty": 49.3, "drawdown": 0.0, "bars": 2, "risk_state": "REDUCING",
                              "last_bar": 2000, "fees": math.nan}, force=True)
     logger.close()
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert lines[0]["order"] == "coin-BTCUSDT-0-0" and lines[0]["lat_us"]["metrics"] == 7
+    assert lines[0]["order"] == "coin-BTCUSDT-0-0" and lines[0]["lat_us"] == [1, 2, 3, 4, 5, 6, 7]
+    assert dict(zip(STAGES, lines[0]["lat_us"], strict=True))["metrics"] == 7 and lines[0]["total_us"] == 28
     assert lines[1]["target"] is None and lines[1]["order"] is None and lines[1]["risk"] == "REDUCING"
     assert set(lines[0]) >= {"bar", "equity", "position", "pnl", "drawdown", "lat_us"}
     text = prom.read_text()
