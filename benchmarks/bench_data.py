@@ -6,8 +6,9 @@
 Targets: import+validate one month of 1m (44,640 rows, archive zip) < 0.3 s; validate 1M rows < 0.5 s;
 store read 1M rows < 0.2 s; download 100k candles from the loopback fake < 5 s; peak memory of
 importing or validating 1M rows < 600 MB. Each figure is the median of repeats, next to a reference
-measured in the same run (the bare library call the step is built on). Peak memory is the child
-process's max RSS (ru_maxrss), which includes the interpreter and the imported libraries.
+measured in the same run (the bare library call the step is built on), after one untimed warm-up
+call. Peak memory is the child process's max RSS (ru_maxrss), which includes the interpreter and
+the imported libraries (~120 MB). The machine is shared (2 cores, other jobs running): expect noise.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ MINUTE = 60_000
 JAN_2025_MS = 1_735_689_600_000
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `repeats` calls after `warmup` untimed ones (first-call costs aside)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         began = time.perf_counter()

@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from coin_cli.data.schema import CANDLE_COLUMNS, close_times, interval_ms, open_times
+from coin_cli.data.schema import (
+    CANDLE_COLUMNS,
+    close_times,
+    interval_ms,
+    is_calendar,
+    month_index,
+    month_start_ms,
+    open_times,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_START_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z: fixed, so output never depends on "now"
+LATEST_END_MS = 1_704_067_200_000     # 2024-01-01: a long default series starts earlier so it ends by then
 START_PRICE = 30_000.0
 BASE_VOLUME_PER_HOUR = 1_000.0
 _HOUR_MS = 3_600_000
@@ -42,13 +51,23 @@ _MAX_LOG_RETURN = 0.35
 
 
 def generate_candles(rows: int, interval: str, seed: int, start_ms: int | None = None) -> pd.DataFrame:
-    """`rows` synthetic candles of `interval` from `start_ms` (default 2020-01-01), full schema."""
+    """`rows` synthetic candles of `interval` from `start_ms`, full schema.
+
+    Default start: 2020-01-01, or earlier when the series would otherwise run past 2024-01-01
+    (a synthetic market must never hold future, still-open candles).
+    """
     import pandas as pd
 
     if rows < 0:
         raise ValueError("rows must be >= 0")
-    opens_ms = open_times(DEFAULT_START_MS if start_ms is None else int(start_ms), rows, interval)
     bar_ms = interval_ms(interval)
+    if start_ms is None:
+        if is_calendar(interval):
+            latest_start = int(month_start_ms(month_index(np.array([LATEST_END_MS])) - rows)[0])
+        else:
+            latest_start = LATEST_END_MS - rows * bar_ms
+        start_ms = min(DEFAULT_START_MS, latest_start)
+    opens_ms = open_times(int(start_ms), rows, interval)
     rng = np.random.Generator(np.random.PCG64(seed))
 
     regimes = _regime_path(rng, rows, bar_ms)

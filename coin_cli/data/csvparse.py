@@ -73,7 +73,7 @@ def parse_candle_csv(source: Opener | bytes, label: str) -> ParsedCsv:
     keep = [n for n in names if n is not None and not n.startswith("_")]
     types = {n: pa.int64() if n in INT_COLUMNS else pa.float64() for n in keep}
     read_options = pacsv.ReadOptions(column_names=[n or f"_drop{i}" for i, n in enumerate(names)],
-                                     skip_rows=1 if header else 0, block_size=1 << 24)
+                                     skip_rows=1 if header else 0, block_size=1 << 22)
     convert_options = pacsv.ConvertOptions(column_types=types, include_columns=keep,
                                            strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:

@@ -98,7 +98,7 @@ class CandleStore:
                 "(get some with `coin data download`, `coin data import` or `coin data bootstrap`)"
             )
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(path, memory_map=True)  # safe: writers replace the file, never edit it
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{path}: unreadable parquet file ({_first_line(exc)})") from None
         missing = [c for c in CANDLE_COLUMNS if c not in table.column_names]

@@ -35,6 +35,14 @@ def test_every_interval_gives_a_consistent_grid_and_ohlc(interval: str) -> None:
     assert (frame["close_time"].to_numpy()[:-1] == times[1:] - 1).all()
 
 
+def test_default_start_is_fixed_and_never_in_the_future() -> None:
+    assert generate_candles(10, "1h", seed=1)["open_time"].iloc[0] == 1_577_836_800_000  # 2020-01-01
+    long_daily = generate_candles(20_000, "1d", seed=1)
+    assert long_daily["close_time"].iloc[-1] < 1_704_067_200_000  # ends before 2024-01-01
+    assert generate_candles(20_000, "4h", seed=1)["close_time"].iloc[-1] < 1_704_067_200_000
+    assert generate_candles(2_000, "1M", seed=1)["close_time"].iloc[-1] < 1_704_067_200_000
+
+
 def test_stylised_facts_fat_tails_clustering_volume() -> None:
     frame = generate_candles(20_000, "1h", seed=7)
     r = np.diff(np.log(frame["close"].to_numpy()))
