@@ -8,7 +8,7 @@ single-observation latency of the numpy policy vs SB3's `predict`.
   reset (a thin wrapper) over the wall time of `model.learn`. (b) is the figure that counts,
   (a) cross-checks it (the profiler slows Python calls, torch's included, so the ratios differ).
 - steps/s: `model.learn(steps)` wall time, median of repeats; 2 envs use SubprocVecEnv.
-- inference: per-observation latency over real env observations, p50 / p99 of 20,000 calls,
+- inference: per-observation latency over real env observations, p50 / p99 of 20,000 calls (median of repeats),
   numpy (SB3Policy.act: VecNormalize + MLP + weight) vs SB3 `predict(deterministic=True)`.
 """
 
@@ -105,7 +105,7 @@ def steps_per_second(settings, dataset, n_envs: int, steps: int, repeats: int) -
     return statistics.median(rates)
 
 
-def inference(settings, dataset, calls: int) -> dict[str, float]:
+def inference(settings, dataset, calls: int, repeats: int) -> dict[str, float]:
     from coin_cli.agents.policy import PolicyInput
     from coin_cli.agents.sb3 import SB3Policy
     from coin_cli.agents.sb3_numpy import export_policy
@@ -134,15 +134,23 @@ def inference(settings, dataset, calls: int) -> dict[str, float]:
             out.append(time.perf_counter() - t0)
         return out
 
-    lat(policy.act, inputs[:200])  # warm-up
-    numpy_lat = lat(policy.act, inputs)
+    def pct(xs: list[float], q: float) -> float:
+        return float(np.percentile(np.asarray(xs) * 1e6, q))
+
     normed = [venv.normalize_obs(o[None])[0] for o in observations]
-    lat(lambda o: model.predict(o, deterministic=True), normed[:200])
-    sb3_lat = lat(lambda o: model.predict(o, deterministic=True), normed)
+    sb3_predict = lambda o: model.predict(o, deterministic=True)  # noqa: E731
+    lat(policy.act, inputs[:200])  # warm-up
+    lat(sb3_predict, normed[:200])
+    result: dict[str, list[float]] = {"numpy_p50_us": [], "numpy_p99_us": [], "sb3_p50_us": [], "sb3_p99_us": []}
+    for _ in range(repeats):  # interleaved repeats; the median p99 resists bursts of load from other processes
+        numpy_lat = lat(policy.act, inputs)
+        sb3_lat = lat(sb3_predict, normed[: max(1, calls // 10)] * 10)
+        result["numpy_p50_us"].append(pct(numpy_lat, 50))
+        result["numpy_p99_us"].append(pct(numpy_lat, 99))
+        result["sb3_p50_us"].append(pct(sb3_lat, 50))
+        result["sb3_p99_us"].append(pct(sb3_lat, 99))
     venv.close()
-    p = lambda xs, q: float(np.percentile(np.asarray(xs) * 1e6, q))  # noqa: E731
-    return {"numpy_p50_us": p(numpy_lat, 50), "numpy_p99_us": p(numpy_lat, 99),
-            "sb3_p50_us": p(sb3_lat, 50), "sb3_p99_us": p(sb3_lat, 99)}
+    return {key: statistics.median(values) for key, values in result.items()}
 
 
 def main() -> None:
@@ -166,10 +174,10 @@ def main() -> None:
     for n_envs in (1, 2):
         rate = steps_per_second(settings, dataset, n_envs, args.steps, args.repeats)
         print(f"PPO steps/s, {n_envs} env{'s' if n_envs > 1 else ''}: {rate:,.0f} (median of {args.repeats})")
-    lat = inference(settings, dataset, args.calls)
+    lat = inference(settings, dataset, args.calls, args.repeats)
     print(f"inference per observation: numpy p50 {lat['numpy_p50_us']:.1f} us, p99 {lat['numpy_p99_us']:.1f} us; "
           f"SB3 predict p50 {lat['sb3_p50_us']:.1f} us, p99 {lat['sb3_p99_us']:.1f} us "
-          f"(x{lat['sb3_p50_us'] / lat['numpy_p50_us']:.0f} at p50)")
+          f"(x{lat['sb3_p50_us'] / lat['numpy_p50_us']:.0f} at p50; medians of {args.repeats} x {args.calls} calls)")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class SB3Policy:
         self.status = status
         self.name = f"sb3:{run_id}" if run_id else "sb3"
         weights = net.spec.get("weights") or {}
-        self._levels = np.asarray(weights["levels"], dtype=np.float64) if "levels" in weights else None
+        self._levels: list[float] | None = [float(v) for v in weights["levels"]] if "levels" in weights else None
         self._low = float(weights.get("low", -np.inf))
         self._high = float(weights.get("high", np.inf))
 
@@ -135,15 +135,19 @@ class SB3Policy:
 
     def action_to_weight(self, action: Any) -> float:
         if self._levels is not None:
-            return float(self._levels[int(np.asarray(action).reshape(-1)[0])])
-        value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+            return self._levels[int(np.ravel(action)[0])]
+        value = float(np.ravel(action)[0])
         return min(max(value, self._low), self._high)
 
     def act(self, inp: Any) -> float:
         observation = getattr(inp, "observation", None)
         if observation is None:
             raise DataError(f"{self.name}: the policy needs the env observation vector, got none")
-        return self.action_to_weight(self.net.predict(observation))
+        action = self.net.predict_one(observation)  # the per-bar hot path: no batch handling
+        if self._levels is not None:
+            return self._levels[int(action)]
+        value = float(action[0])
+        return self._low if value < self._low else (self._high if value > self._high else value)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class NumpyPolicy:
         self.activations: list[str] = list(spec["activations"])
         self.weights = [np.ascontiguousarray(arrays[f"w{i}"], dtype=np.float32) for i in range(len(self.activations))]
         self.biases = [np.ascontiguousarray(arrays[f"b{i}"], dtype=np.float32) for i in range(len(self.activations))]
+        self._layers = list(zip(self.weights, self.biases, self.activations, strict=True))
         self.obs_dim = int(spec["obs_dim"])
         self.norm_obs = bool(spec.get("norm_obs", False))
         if self.norm_obs:
@@ -74,19 +75,20 @@ class NumpyPolicy:
     def predict_one(self, obs: np.ndarray) -> np.ndarray:
         """`predict` for ONE observation, with in-place ufuncs (the runtime's per-bar hot path:
         ~half the time of the batch path; same operations, so the same float32 result)."""
+        # positional `out` arguments: ufunc keyword parsing costs ~0.5 µs a call at this size
         if self.norm_obs:
             x = np.subtract(np.ravel(obs), self.obs_mean)
-            np.divide(x, self._obs_scale, out=x)
+            np.divide(x, self._obs_scale, x)
             np.minimum(x, self.clip_obs, out=x)
             np.maximum(x, -self.clip_obs, out=x)
             x = x.astype(np.float32)
         else:
             x = np.ravel(obs).astype(np.float32)
-        for w, b, act in zip(self.weights, self.biases, self.activations, strict=True):
+        for w, b, act in self._layers:
             x = np.dot(x, w)
-            x += b
+            np.add(x, b, x)
             if act == "tanh":
-                np.tanh(x, out=x)
+                np.tanh(x, x)
             elif act == "relu":
                 np.maximum(x, 0.0, out=x)
         if self.head in ("categorical", "qvalues"):
