@@ -85,6 +85,7 @@ class Runtime:
         self.drawdown_alert_on = False
         self.stale_alert_on = False
         self._processor: Callable[[Any], None] | None = None
+        self.in_bar = False   # True while a bar is half processed: never commit then
         self.lat = [0] * 7
         self.last_metrics_us = 0
         self.data_info: dict[str, Any] = {}
@@ -111,6 +112,12 @@ class Runtime:
     def commit(self) -> None:
         self.state.commit(self.checkpoint())
         self.uncommitted = 0
+
+    def commit_if_clean(self) -> None:
+        """At a stop or an error: commit what complete bars did; a half-processed bar is dropped
+        (its buffered rows die with the process and the restart redoes it from the last commit)."""
+        if not self.in_bar and self.uncommitted:
+            self.commit()
 
     def snapshot(self) -> dict[str, Any]:
         pf = self.portfolio
@@ -172,8 +179,12 @@ def load_replay_candles(settings: Settings, request: TradeRequest, first_bar: in
     return arrays, info
 
 
-def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | None = None) -> Runtime:
-    """Wire every component for `settings` (symbol, interval, mode, policy, risk, paths)."""
+def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | None = None,
+                  broker_factory: Callable[[Any, Portfolio], Any] | None = None) -> Runtime:
+    """Wire every component for `settings` (symbol, interval, mode, policy, risk, paths).
+
+    `broker_factory(execution_model, portfolio)` picks the broker (default: the paper broker);
+    a broker with `external = True` gets a durable intent log (committed before each submit)."""
     from coin_cli.data.schema import interval_ms, normalize_interval
     from coin_cli.env.execution import ExecutionModel, ExecutionParams
     from coin_cli.env.observation import ObservationBuilder, ObservationWindow
@@ -198,11 +209,12 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     execution = ExecutionModel(ExecutionParams.from_settings(settings))
     limits = RiskLimits.from_settings(settings, interval_ms(interval))
 
+    portfolio = Portfolio(execution, settings.env.initial_cash)
+    broker = (broker_factory or PaperBroker)(execution, portfolio)
     state = StateStore(default_state_path(settings, symbol, interval, mode),
-                       StateIdentity(symbol, interval, mode, strategy_id))
+                       StateIdentity(symbol, interval, mode, strategy_id), durable=bool(broker.external))
     try:
         cp = state.load()
-        portfolio = Portfolio(execution, settings.env.initial_cash)
         risk = RiskManager(limits)
         if cp is not None:
             portfolio.restore(cp)
@@ -223,7 +235,6 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         source = ReplaySource(arrays, after=after, max_bars=request.max_bars, speed=settings.trade.speed)
 
         orders = OrderManager(strategy_id, symbol, execution, risk, order_seq=cp.order_seq if cp else 0)
-        broker = PaperBroker(execution, portfolio)
         labels = {"symbol": symbol, "interval": interval, "mode": mode, "strategy": strategy_id}
         prom = Path(settings.trade.prom_file) if settings.trade.prom_file else None
         metrics = MetricsLogger(run.path("metrics.jsonl") if run is not None else None, labels=labels,

@@ -101,6 +101,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[Candle], None]:
 
     def process(c: Candle) -> None:
         t0 = ns()
+        rt.in_bar = True
         open_time = c.open_time
         order_id: str | None = None
         submit_us = 0
@@ -172,6 +173,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[Candle], None]:
         rt.bars_total += 1
         rt.bars_run += 1
         rt.uncommitted += 1
+        rt.in_bar = False
         if rt.uncommitted >= rt.commit_every or (order_id is not None and external):
             rt.commit()
         t6 = ns()
@@ -243,7 +245,7 @@ async def consume(rt: Runtime, queue: asyncio.Queue[MarketEvent],
                 status(rt.snapshot())
                 next_status = time.monotonic() + status_every
     finally:
-        rt.commit()
+        rt.commit_if_clean()
 
 
 async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None = None) -> None:

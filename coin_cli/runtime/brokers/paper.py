@@ -24,9 +24,21 @@ class PaperBroker:
         self._fill = execution.fill
         self._apply = execution.apply
         self.submitted = 0
+        self.recovered = 0
         self.rejected = 0
 
     def submit(self, intent: OrderIntent) -> Fill:
+        fill = self._execute(intent)
+        self.submitted += 1
+        return fill
+
+    def recover(self, intent: OrderIntent) -> Fill:
+        # The paper venue died with the process that crashed; the order was sized at the
+        # execution bar's open, so its outcome is exactly what it would have been.
+        self.recovered += 1
+        return self._execute(intent)
+
+    def _execute(self, intent: OrderIntent) -> Fill:
         fill = self._fill(intent.qty, intent.ref_price)
         cash, qty = self._apply(fill, self.portfolio.cash, self.portfolio.qty)
         # What a spot venue refuses: spending cash it does not hold, selling base it does not own.
@@ -37,10 +49,4 @@ class PaperBroker:
         if self.long_only and qty < 0.0:
             self.rejected += 1
             raise OrderRejected(f"insufficient balance: sells {-intent.qty:g} base, holds {self.portfolio.qty:g}")
-        self.submitted += 1
         return fill
-
-    def recover(self, intent: OrderIntent) -> Fill:
-        # The paper venue died with the process that crashed; the order was sized at the
-        # execution bar's open, so its fill is exactly what it would have been.
-        return self._fill(intent.qty, intent.ref_price)
