@@ -39,6 +39,11 @@ class TrainState:
     def checkpoint(self) -> Path:
         return self.source / CHECKPOINT_DIR
 
+    @property
+    def has_model(self) -> bool:
+        """False when the run stopped between folds: the fold restarts from scratch."""
+        return (self.checkpoint / "model.zip").is_file()
+
 
 def _run_dir(settings: Settings, run_id: str) -> Path:
     if not run_id or "/" in run_id or run_id in (".", ".."):
@@ -95,6 +100,26 @@ def load_state(settings: Settings, run_id: str, run: Run) -> TrainState:
                                                                                           float("-inf"))))
 
 
+def has_checkpoint(run: Run) -> bool:
+    return (run.dir / CHECKPOINT_DIR / STATE_FILE).is_file()
+
+
+def save_fold_boundary(run: Run, fold: int, curve: list[dict[str, Any]]) -> None:
+    """Interrupted outside training (env start-up, evaluation): the finished folds are kept and
+    fold `fold` starts again on --resume."""
+    folder = run.dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / STATE_FILE, {"fold": fold, "timesteps_done": 0, "curve": curve})
+    _interrupted_manifest(run, fold, 0)
+
+
+def _interrupted_manifest(run: Run, fold: int, done: int) -> None:
+    atomic_write_json(run.dir / "train_manifest.json", {
+        "status": "interrupted", "fold": fold, "timesteps_done": done,
+        "resume": f"coin train --resume {run.run_id}",
+    })
+
+
 def save_checkpoint(run: Run, model: Any, fold: int, curve: list[dict[str, Any]], best_mean_reward: float) -> Path:
     """Everything --resume needs; state.json is written last, so a checkpoint without it is ignored."""
     folder = run.dir / CHECKPOINT_DIR
@@ -110,10 +135,7 @@ def save_checkpoint(run: Run, model: Any, fold: int, curve: list[dict[str, Any]]
     if state["best_mean_reward"] is None:
         state.pop("best_mean_reward")
     atomic_write_json(folder / STATE_FILE, state)
-    atomic_write_json(run.dir / "train_manifest.json", {
-        "status": "interrupted", "fold": fold, "timesteps_done": state["timesteps_done"],
-        "resume": f"coin train --resume {run.run_id}",
-    })
+    _interrupted_manifest(run, fold, state["timesteps_done"])
     return folder
 
 

@@ -80,7 +80,13 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
             fold_traces.append(_load_traces(fold_dir / "traces.npz"))
             continue
         resume_here = state if state and fold.index == state.fold else None
-        traces = _train_fold(settings, run, dataset, fold, fold_dir, curve, progress, total, resume_here)
+        try:
+            traces = _train_fold(settings, run, dataset, fold, fold_dir, curve, progress, total, resume_here)
+        except KeyboardInterrupt:
+            # outside model.learn (env start-up, evaluation): resume restarts this fold
+            if not ckpt.has_checkpoint(run):
+                ckpt.save_fold_boundary(run, fold.index, curve)
+            raise
         _save_traces(fold_dir / "traces.npz", traces)
         fold_traces.append(traces)
 
@@ -113,7 +119,7 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
     venv = train_env.make_train_vec_env(settings, dataset, fold.train, seed=seed)
     eval_env = train_env.make_eval_vec_env(settings, dataset, fold.val)
     try:
-        if state is not None:
+        if state is not None and state.has_model:
             model, venv = ckpt.restore_model(settings, state, venv)
             done = int(model.num_timesteps)
         else:
