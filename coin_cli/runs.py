@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from coin_cli import __version__
-from coin_cli.config import Settings, dump_settings
+from coin_cli.config import Settings, dump_settings, redact
 from coin_cli.errors import CoinError, ExitCode, LockHeldError
 from coin_cli.fsio import atomic_write_json, atomic_write_text
 
@@ -51,7 +51,8 @@ class Run:
     def __init__(self, runs_dir: Path, command: str, settings: Settings, argv: list[str] | None = None):
         self.command = command
         self.settings = settings
-        self.argv = list(sys.argv if argv is None else argv)
+        # A secret pasted on the command line (e.g. into a message) must not reach meta.json.
+        self.argv = [redact(arg) for arg in (sys.argv if argv is None else argv)]
         self.status = "ok"
         self.exit_code = int(ExitCode.OK)
         self.started = utc_now()

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from coin_cli.config import Secrets, redact
+from coin_cli.config import Secrets
 from coin_cli.errors import ConfigError, NotifyError, UsageError
 from coin_cli.monitoring.delivery import DrainReport, deliver, destination, lock_wait_seconds, outbox_path
 from coin_cli.monitoring.messages import build_parts
@@ -32,11 +32,6 @@ def send_notification(settings: Settings, run: Run, *, text: str | None, code: s
                       silent: bool = False, flush: bool = False, secrets: Secrets | None = None) -> dict[str, Any]:
     """Queue `text` (None with `flush`: only deliver the backlog) and deliver; returns the summary."""
     secrets = secrets or Secrets.from_env()
-    # argv holds the message; a secret pasted into it must not stay in meta.json.
-    argv = [redact(arg, secrets) for arg in run.meta.get("argv", [])]
-    if argv != run.meta.get("argv"):
-        run.meta["argv"] = argv
-        run.write_json("meta.json", run.meta)
     if text is None and not flush:
         raise UsageError("nothing to send: give the message text, --stdin, or --flush")
     if code is not None and not _CODE.fullmatch(code):

@@ -104,3 +104,11 @@ def test_lock_held_by_another_process_then_released_on_death(tmp_path: Path) -> 
         proc.wait()
     with file_lock(tmp_path, "trade-BTCUSDT-1h", "coin trade") as path:   # a dead holder leaves no stale lock
         assert path.exists()
+
+
+def test_secret_on_the_command_line_is_redacted_in_meta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "424242:secret-token-on-argv")
+    with Run(tmp_path, "notify", Settings(), argv=["coin", "notify", "oops 424242:secret-token-on-argv"]) as run:
+        pass
+    text = (run.dir / "meta.json").read_text()
+    assert "secret-token-on-argv" not in text and "oops ***" in text
