@@ -119,7 +119,9 @@ def read_one(source: Opener | bytes, label: str, interval: str, now_ms: int) -> 
     opens = table.column("open_time").to_numpy()
     unit = _unit(opens, label, line)
     frame = _to_frame(table, unit)
-    del table
+    layout, header = parsed.layout, parsed.header
+    del table, parsed
+    _release_arrow_memory()
     for check in check_candles(frame, interval, now_ms, label=line, checks=_FILE_CHECKS):
         if check.status == ERROR:
             raise DataError(f"{label}: {check.detail}")
@@ -130,8 +132,8 @@ def read_one(source: Opener | bytes, label: str, interval: str, now_ms: int) -> 
     open_dropped = int(open_mask.sum())
     if open_dropped:
         frame = frame.loc[~open_mask].reset_index(drop=True)
-    return ImportedFile(label=label, layout=parsed.layout, rows=len(frame), unit=unit, checksum="none",
-                        header=parsed.header, duplicates_dropped=duplicates, open_dropped=open_dropped,
+    return ImportedFile(label=label, layout=layout, rows=len(frame), unit=unit, checksum="none",
+                        header=header, duplicates_dropped=duplicates, open_dropped=open_dropped,
                         frame=conform(frame, interval))
 
 
@@ -168,6 +170,13 @@ def _sources(path: Path) -> Iterator[tuple[str, Opener]]:
             raise DataError(f"{path}: zip archive holds no .csv file")
         for name in names:
             yield f"{path}:{name}", functools.partial(archive.open, name)
+
+
+def _release_arrow_memory() -> None:
+    """Give the parser's freed buffers back to the OS before the (numpy) merge allocates its own."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _check_file_name(path: Path, symbol: str, interval: str) -> None:

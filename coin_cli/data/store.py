@@ -251,12 +251,12 @@ class DatasetWriter:
         new = conform(frame, self.interval)
         self.entry["rows_in"] += len(new)
         before = self.frame
-        merged = merge_frames(before, new)
-        changed = 0 if before is None else _count_changed(before, new)
-        if before is not None and frames_equal(before, merged):
+        absent, changed = (len(new), 0) if before is None else _overlap(before, new)
+        if before is not None and absent == 0 and changed == 0:  # every row already stored as is
             result = dict(self.manifest or {})
             result["merge"] = self._merge_info(len(new), 0, 0, written=False)
             return result
+        merged = merge_frames(before, new)
         if self.replaced_bootstrap and not self.written:
             log.warning("%s: replacing synthetic bootstrap candles with %s candles",
                         self.store.path(self.symbol, self.interval), self.source)
@@ -281,55 +281,56 @@ def merge_frames(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFra
     """Concatenate, sort by open_time and keep the LAST row of each open_time (new rows win).
 
     May return `new` itself (no copy) when there is nothing to merge and it is already in order.
+    Works column by column so a merge of two million-row tables holds one extra column at a time.
     """
     import pandas as pd
 
+    new_t = new["open_time"].to_numpy()
+    new_sorted = len(new_t) < 2 or bool(np.all(new_t[1:] > new_t[:-1]))
     if existing is None:
-        times = new["open_time"].to_numpy()
-        if len(times) < 2 or bool(np.all(times[1:] > times[:-1])):
+        if new_sorted:
             return new  # already sorted and unique (the common case for a fresh table): no copy
-        cols = {c: new[c].to_numpy() for c in CANDLE_COLUMNS}
+        parts = [new]
     else:
-        cols = {c: np.concatenate([existing[c].to_numpy(), new[c].to_numpy()]) for c in CANDLE_COLUMNS}
-    times = cols["open_time"]
+        old_t = existing["open_time"].to_numpy()
+        if new_sorted and (not len(old_t) or not len(new_t) or new_t[0] > old_t[-1]):  # a pure append
+            return pd.DataFrame({c: np.concatenate([existing[c].to_numpy(), new[c].to_numpy()])
+                                 for c in CANDLE_COLUMNS}, copy=False)
+        parts = [existing, new]
+    times = np.concatenate([p["open_time"].to_numpy() for p in parts])
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     keep = np.ones(len(order), dtype=bool)
     keep[:-1] = sorted_times[1:] != sorted_times[:-1]
     index = order[keep]
-    return pd.DataFrame({c: v[index] for c, v in cols.items()}, copy=False)
-
-
-def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """Same rows and the same values (NaN equals NaN)."""
-    if len(a) != len(b):
-        return False
+    del times, order, sorted_times, keep
+    out = {}
     for col in CANDLE_COLUMNS:
-        x, y = a[col].to_numpy(), b[col].to_numpy()
-        if col in INT_COLUMNS:
-            if not np.array_equal(x, y):
-                return False
-        elif not np.array_equal(x, y, equal_nan=True):
-            return False
-    return True
+        values = np.concatenate([p[col].to_numpy() for p in parts]) if len(parts) > 1 else parts[0][col].to_numpy()
+        out[col] = values[index]
+    return pd.DataFrame(out, copy=False)
 
 
-def _count_changed(existing: pd.DataFrame, new: pd.DataFrame) -> int:
-    """Rows of `new` whose open_time is stored with different values."""
+def _overlap(existing: pd.DataFrame, new: pd.DataFrame) -> tuple[int, int]:
+    """(rows of `new` whose open_time is not stored, rows stored with different values)."""
     old_t = existing["open_time"].to_numpy()
     new_t = new["open_time"].to_numpy()
+    if not len(old_t):
+        return len(new_t), 0
     pos = np.searchsorted(old_t, new_t)
-    pos_c = np.minimum(pos, max(len(old_t) - 1, 0))
-    hit = (pos < len(old_t)) & (old_t[pos_c] == new_t) if len(old_t) else np.zeros(len(new_t), dtype=bool)
+    pos_c = np.minimum(pos, len(old_t) - 1)
+    hit = (pos < len(old_t)) & (old_t[pos_c] == new_t)
+    absent = int(len(new_t) - hit.sum())
     if not hit.any():
-        return 0
-    differs = np.zeros(int(hit.sum()), dtype=bool)
+        return absent, 0
+    at = pos_c[hit]
+    differs = np.zeros(len(at), dtype=bool)
     for col in CANDLE_COLUMNS[1:]:
-        x = existing[col].to_numpy()[pos_c[hit]]
+        x = existing[col].to_numpy()[at]
         y = new[col].to_numpy()[hit]
         same = (x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y
         differs |= ~same
-    return int(differs.sum())
+    return absent, int(differs.sum())
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
