@@ -22,9 +22,9 @@ def test_algo_needs_its_action_space() -> None:
         check_algo_action(algo, "discrete")
     check_algo_action("sac", "continuous")
     check_algo_action("dqn", "discrete")
-    with pytest.raises(UsageError, match="--algo sac needs a continuous action space.*'discrete'"):
+    with pytest.raises(UsageError, match=r"--algo sac needs a continuous action space.*'discrete'"):
         check_algo_action("sac", "discrete")
-    with pytest.raises(UsageError, match="--algo dqn needs a discrete action space.*COIN_ENV__ACTION=discrete"):
+    with pytest.raises(UsageError, match=r"--algo dqn needs a discrete action space.*COIN_ENV__ACTION=discrete"):
         check_algo_action("dqn", "continuous")
     with pytest.raises(UsageError, match="unknown algorithm 'td3'"):
         check_algo_action("td3", "continuous")
@@ -98,14 +98,14 @@ def test_sb3_policy_load_errors_name_the_file(tmp_path: Path) -> None:
         SB3Policy.load(tmp_path / "absent")
     run = tmp_path / "run"
     run.mkdir()
-    with pytest.raises(DataError, match="train_manifest.json: not found"):
+    with pytest.raises(DataError, match=r"train_manifest.json: not found"):
         SB3Policy.load(run)
     (run / "train_manifest.json").write_text(json.dumps({"status": "promoted", "algo": "ppo"}))
     (run / "feature_manifest.json").write_text(json.dumps({"spec": {}}))
     with pytest.raises(DataError, match="implementation_hash missing"):
         SB3Policy.load(run)
     (run / "feature_manifest.json").write_text(json.dumps({"implementation_hash": "abc"}))
-    with pytest.raises(DataError, match="policy.npz: policy weights not found"):
+    with pytest.raises(DataError, match=r"policy.npz: policy weights not found"):
         SB3Policy.load(run)
     net = _net("gaussian", 1)
     net.spec["weights"] = {"low": 0.0, "high": 1.0}
