@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from coin_cli.agents.policy import Policy, PolicyInput
@@ -21,6 +22,9 @@ class Flat:
     def act(self, inp: PolicyInput) -> float:
         return 0.0
 
+    def act_row(self, features: Mapping[str, float], position_weight: float) -> float:
+        return 0.0
+
 
 class BuyAndHold:
     name = "buyhold"
@@ -29,6 +33,9 @@ class BuyAndHold:
         self.weight = weight
 
     def act(self, inp: PolicyInput) -> float:
+        return self.weight
+
+    def act_row(self, features: Mapping[str, float], position_weight: float) -> float:
         return self.weight
 
     @classmethod
@@ -66,13 +73,23 @@ class VolTarget:
                    p.rebalance_band)
 
     def act(self, inp: PolicyInput) -> float:
-        vol = inp.features.get(self.vol_feature, math.nan)
+        return self.act_row(inp.features, inp.position_weight)
+
+    def act_row(self, features: Mapping[str, float], position_weight: float) -> float:
+        """`act` from the two things it reads (the runtime's per-bar path: no PolicyInput)."""
+        vol = features.get(self.vol_feature, math.nan)
         if vol != vol:
             return 0.0
-        target = self.max_weight if vol <= 0.0 else min(self.target_vol / (vol * self._annualise), self.max_weight)
-        held = inp.position_weight
-        if self.rebalance_band > 0.0 and abs(target - held) <= self.rebalance_band and held > 0.0:
-            return held
+        max_weight = self.max_weight
+        if vol <= 0.0:
+            target = max_weight
+        else:
+            target = self.target_vol / (vol * self._annualise)
+            if target > max_weight:
+                target = max_weight
+        band = self.rebalance_band
+        if band > 0.0 and position_weight > 0.0 and -band <= target - position_weight <= band:
+            return position_weight
         return target
 
 

@@ -65,12 +65,27 @@ class Candle:
 
 class CandleBatch:
     """Several closed candles in order: the replay hands them over in chunks so the queue costs
-    nothing per bar. A live stream sends single `Candle`s."""
+    nothing per bar. A live stream sends single `Candle`s.
 
-    __slots__ = ("candles",)
+    The batch holds COLUMNS (lists in `Candle._KEYS` order), not Candle objects: the consumer
+    reads them as plain floats and ints, and building a Candle costs more than processing half
+    a bar. `candles` materialises them for whoever wants objects."""
 
-    def __init__(self, candles: list[Candle]) -> None:
-        self.candles = candles
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: tuple[list[Any], ...]) -> None:
+        self.columns = columns
+
+    @classmethod
+    def from_candles(cls, candles: list[Candle]) -> CandleBatch:
+        return cls(tuple([getattr(c, k) for c in candles] for k in Candle._KEYS))
+
+    @property
+    def candles(self) -> list[Candle]:
+        return [Candle(*row) for row in zip(*self.columns, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
 
 
 class StreamStatus:

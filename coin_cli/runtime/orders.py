@@ -86,6 +86,7 @@ class OrderManager:
         self.risk = risk
         self.order_seq = order_seq
         self._size = execution.order_for_target  # type: ignore[attr-defined]
+        self.order_size = self._size   # sizing only: 0.0 means target_to_intent would answer None
 
     def client_order_id(self, bar_open_time: int, leg: int = LEG_REBALANCE) -> str:
         return client_order_id(self.strategy_id, self.symbol, bar_open_time, leg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, MarketEvent
 
@@ -64,9 +64,12 @@ class CandleArrays:
 
         return int(np.searchsorted(self.open_time, open_time, side="right"))
 
+    def columns(self, start: int, stop: int) -> tuple[list[Any], ...]:
+        """Rows start..stop as Python lists, one per COLUMNS entry (Candle's argument order)."""
+        return tuple(getattr(self, c)[start:stop].tolist() for c in self.COLUMNS)
+
     def candles(self, start: int, stop: int) -> list[Candle]:
-        cols = [getattr(self, c)[start:stop].tolist() for c in self.COLUMNS]
-        return [Candle(*row) for row in zip(*cols, strict=True)]
+        return [Candle(*row) for row in zip(*self.columns(start, stop), strict=True)]
 
     def first_open(self) -> int | None:
         return int(self.open_time[0]) if len(self) else None
@@ -101,7 +104,7 @@ class ReplaySource:
         if self.speed <= 0:
             while i < stop:
                 j = min(stop, i + self.batch)
-                await queue.put(CandleBatch(arrays.candles(i, j)))
+                await queue.put(CandleBatch(arrays.columns(i, j)))
                 i = j
         else:
             period = 1.0 / self.speed
