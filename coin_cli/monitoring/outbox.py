@@ -107,16 +107,33 @@ class Outbox:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.clock = clock
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: cannot open the Telegram outbox ({exc}); move the file away "
-                            "to start a new one") from None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock and SQLite answers "database is
+        # locked" at once, without its busy handler, when cron runs start together: retry that.
+        deadline = time.monotonic() + 30.0
+        while True:
+            db = None
+            try:
+                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(SCHEMA)
+                return db
+            except sqlite3.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise DataError(f"{self.path}: cannot open the Telegram outbox ({exc})") from None
+                time.sleep(0.02)
+            except sqlite3.DatabaseError as exc:
+                if db is not None:
+                    db.close()
+                raise DataError(f"{self.path}: cannot open the Telegram outbox ({exc}); move the file away "
+                                "to start a new one") from None
 
     def close(self) -> None:
         self._db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,24 @@ def test_a_corrupt_outbox_is_a_data_error_naming_the_file(tmp_path: Path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DataError, match=r"outbox\.sqlite"):
         Outbox(path)
+
+
+def _open_at(path: str, start: float) -> None:
+    while time.time() < start:
+        pass
+    Outbox(Path(path)).close()
+
+
+def test_cron_runs_creating_the_outbox_together_all_get_it(tmp_path: Path) -> None:
+    # A new file switched to WAL by several processes at once used to fail with "database is locked".
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for i in range(25):
+        start = time.time() + 0.2
+        procs = [ctx.Process(target=_open_at, args=(str(tmp_path / f"o{i}.sqlite"), start)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
