@@ -9,11 +9,11 @@ loaded, so a mismatched or unpromoted model never costs a load.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.agents.run_files import read_run_json
 from coin_cli.errors import BlockedError, DataError, UsageError
 
 if TYPE_CHECKING:
@@ -52,14 +52,14 @@ def resolve_policy(name: str, settings: Settings) -> Any:
 
 def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
     """The gates on a train run's manifests: feature hash, then promotion. Returns the train manifest."""
-    features = _read_json(run_dir / FEATURE_MANIFEST)
+    features = read_run_json(run_dir / FEATURE_MANIFEST)
     model_hash = features.get("implementation_hash")
     if not isinstance(model_hash, str) or not model_hash:
         raise DataError(f"{run_dir / FEATURE_MANIFEST}: implementation_hash missing")
     running = running_feature_hash(settings)
     if model_hash != running:
         raise BlockedError(_hash_message(run_dir, model_hash, running))
-    manifest = _read_json(run_dir / TRAIN_MANIFEST)
+    manifest = read_run_json(run_dir / TRAIN_MANIFEST)
     status = str(manifest.get("status", ""))
     if status != "promoted":
         if not settings.trade.allow_unpromoted:
@@ -85,14 +85,3 @@ def _baseline(name: str, settings: Settings) -> Any:
 
     return baseline_from_settings(name, settings)
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (is this a finished `coin train` run?)") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data

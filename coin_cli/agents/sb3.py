@@ -7,7 +7,6 @@ torch and stable_baselines3 are imported inside the functions that need them, so
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from coin_cli.agents.run_files import read_run_json
 from coin_cli.agents.sb3_numpy import NumpyPolicy
 from coin_cli.errors import DataError, UsageError
 
@@ -119,8 +119,8 @@ class SB3Policy:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise DataError(f"{run_dir}: no such train run folder")
-        manifest = _read_json(run_dir / TRAIN_MANIFEST)
-        features = _read_json(run_dir / FEATURE_MANIFEST)
+        manifest = read_run_json(run_dir / TRAIN_MANIFEST)
+        features = read_run_json(run_dir / FEATURE_MANIFEST)
         feature_hash = features.get("implementation_hash")
         if not isinstance(feature_hash, str) or not feature_hash:
             raise DataError(f"{run_dir / FEATURE_MANIFEST}: implementation_hash missing")
@@ -149,14 +149,3 @@ class SB3Policy:
         value = float(action[0])
         return self._low if value < self._low else (self._high if value > self._high else value)
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (is this a finished `coin train` run?)") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data
