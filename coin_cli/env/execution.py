@@ -116,6 +116,12 @@ class ExecutionModel:
             if equity <= 0.0:
                 return 0.0
             delta = weight * equity / price - qty
+        # Most calls (a target a hair off the position) end here: rounding down to the lot step
+        # adds at most 1e-9 of a step, so an order under the minimums with a whole step added
+        # stays under them whatever the rounding and the long-only caps (which only shrink it).
+        mag = (delta if delta >= 0.0 else -delta) + self._step
+        if mag < self._min_qty or mag * price < self._min_notional:
+            return 0.0
         if delta > 0.0:
             delta = self._lot(delta)
             if self._long_only:

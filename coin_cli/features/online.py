@@ -30,7 +30,7 @@ from coin_cli.features.spec import FeatureSpec
 _NAN = float("nan")
 _INF = float("inf")
 _KIND_CODE = {"ret": 0, "vol": 1, "rsi": 2, "ma_dist": 3, "volz": 4, "range": 5}
-# Positions of the running sums in a ring entry (one tuple per bar).
+# Positions of the running sums in a ring entry (one tuple per bar; then the close and the volume).
 _L, _Q, _A, _M, _X, _X2, _N, _C = range(8)
 
 
@@ -50,7 +50,11 @@ _log, _log1p = _scalar_funcs()
 
 
 class OnlineFeatureEngine:
-    """`update(candle)` with each closed candle in order -> {name: value} (NaN during warm-up)."""
+    """`update(candle)` with each closed candle in order -> {name: value} (NaN during warm-up).
+
+    `update_values(close, high, low, volume, open_time=None)` is the same for a candle given as
+    floats (the runtime's hot path; `open_time` only names the bar in an error). It is generated
+    for the spec (see `_compile_update`) and set on the instance."""
 
     def __init__(self, spec: FeatureSpec | None = None):
         self.spec = spec or FeatureSpec.default()
@@ -58,17 +62,15 @@ class OnlineFeatureEngine:
         self.warmup: int = self.spec.warmup
         self._plan = [(_KIND_CODE[f.kind], f.window, f.warmup, f.name) for f in self.spec.features]
         self._size = self.spec.max_lag
-        self._fast_from = max(self.warmup, 1)   # the generated path needs a previous close
-        self._ring: list[tuple[float, ...]] = []
-        self.reset()
-        self._ready = _compile_ready(self)
+        # One tuple of running sums per bar, appended, newest last: `ring[-1 - w]` is the bar `w`
+        # back. Trimmed to the last `_size` entries now and then (the generated code holds it).
+        self._ring: list[tuple[Any, ...]] = []
+        self.count = 0
+        self.update_values: Callable[..., dict[str, float]] = _compile_update(self)
 
     def reset(self) -> None:
         self.count = 0
-        self._prev_close = _NAN
-        self._prev_volume = _NAN
-        self._state: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0)
-        self._ring[:] = [self._state] * self._size   # in place: the generated code holds the list
+        self._ring.clear()
 
     @property
     def ready(self) -> bool:
@@ -79,28 +81,19 @@ class OnlineFeatureEngine:
         return self.update_values(float(candle["close"]), float(candle["high"]), float(candle["low"]),
                                   float(candle["volume"]), candle.get("open_time"))
 
-    def update_values(self, close: float, high: float, low: float, volume: float,
-                      open_time: Any = None) -> dict[str, float]:
-        """`update` for a candle given as floats (the runtime's hot path); `open_time` only names
-        the bar in an error."""
-        # NaN fails every comparison, so one chained test rejects NaN, inf and non-positive values.
-        if not (0.0 < close < _INF and 0.0 < high < _INF and 0.0 < low < _INF and 0.0 <= volume < _INF):
-            _reject(open_time, close, high, low, volume)
-        if self.count >= self._fast_from:
-            return self._ready(close, high, low, volume)
-        return self._update_warming(close, high, low, volume)
-
     def _update_warming(self, close: float, high: float, low: float, volume: float) -> dict[str, float]:
+        """Any bar, one feature at a time (the warm-up bars; the generated code does the rest)."""
         t = self.count
-        size = self._size
-        L0, Q0, A0, M0, X0, X20, N, C = self._state
+        ring = self._ring
         if t == 0:
             r = 0.0
+            L0 = Q0 = A0 = M0 = X0 = X20 = 0.0
+            N = C = 0
         else:
-            r = _log(close / self._prev_close)
+            L0, Q0, A0, M0, X0, X20, N, C, prev_close, prev_volume = ring[-1]
+            r = _log(close / prev_close)
             N += r != 0.0
-            C += volume != self._prev_volume
-        self._prev_close, self._prev_volume = close, volume
+            C += volume != prev_volume
         L = L0 + r
         Q = Q0 + r * r
         A = A0 + abs(r)
@@ -108,8 +101,7 @@ class OnlineFeatureEngine:
         x = _log1p(volume)
         X = X0 + x
         X2 = X20 + x * x
-        ring = self._ring
-        ring[t % size] = self._state = (L, Q, A, M, X, X2, N, C)
+        ring.append((L, Q, A, M, X, X2, N, C, close, volume))
         self.count = t + 1
 
         out: dict[str, float] = {}
@@ -120,7 +112,7 @@ class OnlineFeatureEngine:
             if code == 5:
                 out[name] = _log(high / low)
                 continue
-            b = ring[(t - w) % size]
+            b = ring[-1 - w]
             still = N - b[_N] == 0
             if code == 0:
                 out[name] = L - b[_L]
@@ -140,7 +132,7 @@ class OnlineFeatureEngine:
                 mean = (X - b[_X]) / w
                 var = (X2 - b[_X2]) / w - mean * mean
                 std = math.sqrt(max(var, 0.0))
-                flat = C - ring[(t - w + 1) % size][_C] == 0
+                flat = C - ring[-w][_C] == 0
                 out[name] = 0.0 if flat or std <= 0.0 else (x - mean) / std
         return out
 
@@ -153,7 +145,7 @@ def _reject(open_time: Any, close: float, high: float, low: float, volume: float
             raise DataError(f"candle open_time {open_time}: {name} is {value!r}, features need {need}")
 
 
-# ---- the generated post-warm-up update -------------------------------------------------------------
+# ---- the generated update --------------------------------------------------------------------------
 
 # One expression per kind, the same operations in the same order as _update_warming (and offline.py).
 # `b` is the ring entry `w` bars back, `c` the one `w - 1` bars back (volz's volume-change count).
@@ -176,40 +168,46 @@ _FEATURE_CODE = {
 }
 
 
-def _compile_ready(engine: OnlineFeatureEngine) -> Callable[[float, float, float, float], dict[str, float]]:
-    """A function computing every feature for bar `engine.count` (>= 1, all warm) in straight-line
-    code for this spec, bound to this engine and its ring."""
+def _compile_update(engine: OnlineFeatureEngine) -> Callable[..., dict[str, float]]:
+    """`update_values` for this engine: checks the candle, hands warm-up bars to the generic
+    loop, and computes every feature of a warm bar in straight-line code for this spec."""
     size = engine._size
+    warm_from = max(engine.warmup, 1)   # the straight-line path needs a previous bar
     lags = sorted({w for code, w, _warm, _name in engine._plan if code != 5}
                   | {w - 1 for code, w, _warm, _name in engine._plan if code == 4})
     lines = [
-        "def ready(close, high, low, volume):",
-        "    t = engine.count",
-        "    r = _log(close / engine._prev_close)",
-        "    L, Q, A, M, X, X2, N, C = engine._state",
+        "def update_values(close, high, low, volume, open_time=None):",
+        # NaN fails every comparison: one chained test rejects NaN, inf and non-positive values.
+        "    if not (0.0 < close < _INF and 0.0 < high < _INF and 0.0 < low < _INF and 0.0 <= volume < _INF):",
+        "        _reject(open_time, close, high, low, volume)",
+        f"    if engine.count < {warm_from}:",
+        "        return warming(close, high, low, volume)",
+        "    L, Q, A, M, X, X2, N, C, prev_close, prev_volume = ring[-1]",
+        "    r = _log(close / prev_close)",
         "    if r != 0.0:",
         "        N += 1",
-        "    if volume != engine._prev_volume:",
+        "    if volume != prev_volume:",
         "        C += 1",
-        "    engine._prev_close = close",
-        "    engine._prev_volume = volume",
         "    L = L + r",
         "    Q = Q + r * r",
-        "    A = A + abs(r)",
+        "    A = A + (r if r >= 0.0 else -r)",   # abs() without the call; the sums are the same
         "    M = M + L",
         "    x = _log1p(volume)",
         "    X = X + x",
         "    X2 = X2 + x * x",
-        f"    ring[t % {size}] = engine._state = (L, Q, A, M, X, X2, N, C)",
-        "    engine.count = t + 1",
+        "    append((L, Q, A, M, X, X2, N, C, close, volume))",
+        "    engine.count += 1",
+        f"    if len(ring) > {4 * size + 256}:",
+        f"        del ring[:-{size}]",
     ]
-    lines += [f"    b{w} = ring[(t - {w}) % {size}]" for w in lags]
+    lines += [f"    b{w} = ring[{-1 - w}]" for w in lags]
     results = []
     for i, (code, w, _warm, name) in enumerate(engine._plan):
         lines.append(_FEATURE_CODE[code].format(v=f"f{i}", b=f"b{w}", c=f"b{w - 1}", w=float(w)))
         results.append(f"{name!r}: f{i}")
     lines.append("    return {" + ", ".join(results) + "}")
-    scope: dict[str, Any] = {"engine": engine, "ring": engine._ring, "_log": _log, "_log1p": _log1p,
-                             "_sqrt": math.sqrt}
+    ring = engine._ring
+    scope: dict[str, Any] = {"engine": engine, "ring": ring, "append": ring.append, "warming": engine._update_warming,
+                             "_log": _log, "_log1p": _log1p, "_sqrt": math.sqrt, "_INF": _INF, "_reject": _reject}
     exec(compile("\n".join(lines), "<online features>", "exec"), scope)
-    return scope["ready"]
+    return scope["update_values"]

@@ -18,45 +18,64 @@ STAGES = ("fill", "mark", "features", "policy", "risk", "state", "metrics")
 """Per-bar stages, in order; their latencies (µs) are the `lat_us` list of each line."""
 
 _HIST_US = 10_000
-_LINE = ('{"bar":%d,"close":%.12g,"equity":%.12g,"cash":%.12g,"position":%.12g,"pnl":%.12g,"drawdown":%.12g,'
+_LINE = ('{"bar":%d,"close":%.12g,"equity":%.12g,%s,"pnl":%.12g,"drawdown":%.12g,'
          '"risk":"%s","reason":"%s","target":%s,"order":%s,"submit_us":%d,"total_us":%d,'
          '"lat_us":[%d,%d,%d,%d,%d,%d,%d]}\n')
 """One metrics.jsonl line; `lat_us` lists the STAGES latencies in that order (a list, not an
 object: the keys would be a third of every line and of its cost)."""
+_NUMBER = "%.12g"
+_BALANCES = '"cash":%.12g,"position":%.12g'
 _RISK_STATES = ("ACTIVE", "REDUCING", "HALTED")
 
 
 class LatencyHistogram:
-    """Counts of whole microseconds; exact percentiles to 1 µs below 10 ms."""
+    """Counts of whole microseconds; exact percentiles to 1 µs below 10 ms.
 
-    __slots__ = ("counts", "max_us", "n")
+    Adding a sample is one list increment (the metrics logger does it inline, per bar); the
+    sample count and the maximum are derived from the counts when asked, except the maximum
+    of the overflow bucket, which is tracked."""
+
+    __slots__ = ("counts", "over_max_us")
 
     def __init__(self) -> None:
         self.counts = [0] * (_HIST_US + 1)
-        self.n = 0
-        self.max_us = 0
+        self.over_max_us = 0   # the largest sample >= 10 ms
 
     def add(self, us: int) -> None:
-        self.counts[us if us < _HIST_US else _HIST_US] += 1
-        self.n += 1
-        if us > self.max_us:
-            self.max_us = us
+        if us < _HIST_US:
+            self.counts[us] += 1
+        else:
+            self.counts[_HIST_US] += 1
+            if us > self.over_max_us:
+                self.over_max_us = us
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def max_us(self) -> int:
+        if self.counts[_HIST_US]:
+            return self.over_max_us
+        return next((us for us in range(_HIST_US - 1, -1, -1) if self.counts[us]), 0)
 
     def percentile(self, q: float) -> float | None:
         """The smallest whole µs at or below which a fraction `q` of the samples lie."""
-        if self.n == 0:
+        n = self.n
+        if n == 0:
             return None
-        rank = max(1, math.ceil(q * self.n))
+        rank = max(1, math.ceil(q * n))
         seen = 0
         for us, count in enumerate(self.counts):
             seen += count
             if seen >= rank:
-                return float(us if us < _HIST_US else self.max_us)
+                return float(us if us < _HIST_US else self.over_max_us)
         return float(self.max_us)
 
     def summary(self) -> dict[str, float | int | None]:
-        return {"n": self.n, "p50_us": self.percentile(0.5), "p99_us": self.percentile(0.99),
-                "p999_us": self.percentile(0.999), "max_us": self.max_us if self.n else None}
+        n = self.n
+        return {"n": n, "p50_us": self.percentile(0.5), "p99_us": self.percentile(0.99),
+                "p999_us": self.percentile(0.999), "max_us": self.max_us if n else None}
 
 
 class MetricsLogger:
@@ -68,7 +87,9 @@ class MetricsLogger:
         self.prom_every_s = prom_every_s
         self.submit_latency = LatencyHistogram()   # event received -> order handed to the broker
         self.bar_latency = LatencyHistogram()      # event received -> bar fully processed
-        self.lines = 0
+        self._bar_counts = self.bar_latency.counts
+        self._cash = self._qty = float("nan")   # balances of the last line, and their text
+        self._balances = ""
         self._fh: TextIO | None = path.open("a", encoding="utf-8", buffering=1 << 20) if path else None
         self._label_text = ",".join(f'{k}="{_prom_escape(v)}"' for k, v in labels.items())
         self._next_prom = 0.0
@@ -79,17 +100,27 @@ class MetricsLogger:
             submit_us: int) -> None:
         """Write one bar: `lat` holds the STAGES latencies in µs (the metrics stage is the previous
         bar's, the one still running now), `total_us` event -> bar processed."""
-        self.bar_latency.add(total_us)
+        if total_us < _HIST_US:
+            self._bar_counts[total_us] += 1
+        else:
+            self.bar_latency.add(total_us)
         if order is not None:
             self.submit_latency.add(submit_us)
+        if cash != self._cash or qty != self._qty:  # the balances change only with a fill
+            self._cash, self._qty = cash, qty
+            self._balances = _BALANCES % (cash, qty)
         fh = self._fh
         if fh is not None:
             # One %-format: json.dumps would cost more than the rest of the bar. Floats carry 12
             # significant digits (sub-cent on any balance below 10^9; repr would double the cost).
-            fh.write(_LINE % (bar, close, equity, cash, qty, pnl, drawdown, risk_state, reason,
-                              "null" if target is None else f"{target:.12g}",
+            fh.write(_LINE % (bar, close, equity, self._balances, pnl, drawdown, risk_state, reason,
+                              "null" if target is None else _NUMBER % target,
                               "null" if order is None else '"' + order + '"', submit_us, total_us, *lat))
-        self.lines += 1
+
+    @property
+    def lines(self) -> int:
+        """Bars logged so far."""
+        return self.bar_latency.n
 
     def maybe_prometheus(self, values: dict[str, Any], *, force: bool = False) -> None:
         """Rewrite the textfile at most every `prom_every_s` seconds (and when forced)."""
