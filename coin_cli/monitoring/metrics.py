@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,10 +21,12 @@ STAGES = ("fill", "mark", "features", "policy", "risk", "state", "metrics")
 _HIST_US = 10_000
 _LINE = ('{"bar":%d,"close":%.12g,"equity":%.12g,%s,"pnl":%.12g,"drawdown":%.12g,'
          '"risk":"%s","reason":"%s","target":%s,"order":%s,"submit_us":%d,"total_us":%d,'
-         '"lat_us":[%d,%d,%d,%d,%d,%d,%d]}\n')
+         '"lat_us":[%s]}\n')
 """One metrics.jsonl line; `lat_us` lists the STAGES latencies in that order (a list, not an
 object: the keys would be a third of every line and of its cost)."""
 _NUMBER = "%.12g"
+_LAT = "%d,%d,%d,%d,%d,%d,%d"
+_LAT_CACHE_MAX = 65_536   # distinct lat_us texts kept (a few hundred in practice: small whole µs)
 _BALANCES = '"cash":%.12g,"position":%.12g'
 _RISK_STATES = ("ACTIVE", "REDUCING", "HALTED")
 
@@ -90,14 +93,15 @@ class MetricsLogger:
         self._bar_counts = self.bar_latency.counts
         self._cash = self._qty = float("nan")   # balances of the last line, and their text
         self._balances = ""
+        self._lat_text: dict[tuple[int, ...], str] = {}
         self._fh: TextIO | None = path.open("a", encoding="utf-8", buffering=1 << 20) if path else None
         self._label_text = ",".join(f'{k}="{_prom_escape(v)}"' for k, v in labels.items())
         self._next_prom = 0.0
         self.last: dict[str, Any] = {}
 
     def bar(self, bar: int, close: float, equity: float, cash: float, qty: float, pnl: float, drawdown: float,
-            risk_state: str, reason: str, target: float | None, order: str | None, lat: list[int], total_us: int,
-            submit_us: int) -> None:
+            risk_state: str, reason: str, target: float | None, order: str | None, lat: Sequence[int],
+            total_us: int, submit_us: int) -> None:
         """Write one bar: `lat` holds the STAGES latencies in µs (the metrics stage is the previous
         bar's, the one still running now), `total_us` event -> bar processed."""
         if total_us < _HIST_US:
@@ -111,11 +115,17 @@ class MetricsLogger:
             self._balances = _BALANCES % (cash, qty)
         fh = self._fh
         if fh is not None:
+            key = lat if type(lat) is tuple else tuple(lat)
+            lat_text = self._lat_text.get(key)
+            if lat_text is None:   # the same few small tuples recur: format each once
+                if len(self._lat_text) >= _LAT_CACHE_MAX:
+                    self._lat_text.clear()
+                lat_text = self._lat_text[key] = _LAT % key
             # One %-format: json.dumps would cost more than the rest of the bar. Floats carry 12
             # significant digits (sub-cent on any balance below 10^9; repr would double the cost).
             fh.write(_LINE % (bar, close, equity, self._balances, pnl, drawdown, risk_state, reason,
                               "null" if target is None else _NUMBER % target,
-                              "null" if order is None else '"' + order + '"', submit_us, total_us, *lat))
+                              "null" if order is None else '"' + order + '"', submit_us, total_us, lat_text))
 
     @property
     def lines(self) -> int:

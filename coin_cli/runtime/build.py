@@ -74,7 +74,6 @@ class Runtime:
         self.pending_target = cp.pending_target
         self.pending_decision_bar = cp.pending_decision_bar
         self.pending_reason = cp.pending_reason or "ok"
-        self.pending_leg = 1 if self.pending_reason == "halted: flatten" else 0
         self.initial_equity = portfolio.initial_cash
         self.recovering: dict[str, dict[str, Any]] = state.pending_intents()
         self.bars_run = 0
@@ -85,8 +84,7 @@ class Runtime:
         self.drawdown_alert_on = False
         self.stale_alert_on = False
         self._processor: Callable[[Any], None] | None = None
-        self.in_bar = False   # True while a bar is half processed: never commit then
-        self.lat = [0] * 7
+        self.in_bar = False   # True once an exception left a bar half processed: never commit then
         self.last_metrics_us = 0
         self.data_info: dict[str, Any] = {}
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.

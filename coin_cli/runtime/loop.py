@@ -46,10 +46,14 @@ def process_market_event(rt: Runtime, event: MarketEvent) -> None:
         _process_columns(rt, event.columns)  # type: ignore[union-attr]
     elif kind is Candle:
         process = rt.bar_processor()
-        for bar in rt.gap_filler.admit(event):  # type: ignore[arg-type]
-            process(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.close_time)
-            if rt.stop_requested or rt.bars_run >= rt.max_bars:
-                return
+        try:
+            for bar in rt.gap_filler.admit(event):  # type: ignore[arg-type]
+                process(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.close_time)
+                if rt.stop_requested or rt.bars_run >= rt.max_bars:
+                    return
+        except BaseException:
+            rt.in_bar = True   # a bar may be half processed: commit_if_clean must not commit it
+            raise
     elif kind is StreamStatus:
         if event.up:  # type: ignore[union-attr]
             rt.alerts.stream_up()
@@ -64,6 +68,14 @@ def process_market_event(rt: Runtime, event: MarketEvent) -> None:
 def _process_columns(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
     """A replay batch: closed candles as columns. The next bar in order goes straight to the
     pipeline; anything else (the first bar, a duplicate, a gap) through GapFiller.admit."""
+    try:
+        _process_rows(rt, columns)
+    except BaseException:
+        rt.in_bar = True   # a bar may be half processed: commit_if_clean must not commit it
+        raise
+
+
+def _process_rows(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
     process = rt.bar_processor()
     gap_filler = rt.gap_filler
     max_bars = rt.max_bars
@@ -82,13 +94,20 @@ def _process_columns(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
 
 def process_bar(rt: Runtime, c: Candle) -> None:
     """One closed candle, in order, through every stage (see the module docstring)."""
-    rt.bar_processor()(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.close_time)
+    try:
+        rt.bar_processor()(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.close_time)
+    except BaseException:
+        rt.in_bar = True
+        raise
 
 
 def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float, float, int], None]:
     """The per-bar pipeline with every component bound to a local name: at 100k bars a second,
     attribute lookups and calls are most of the budget, so the common path (no order, no risk
-    change, no alert) is written to touch as little as it can."""
+    change, no alert) is written to touch as little as it can.
+
+    Its callers set `rt.in_bar` when an exception leaves it (the bar may be half done), so the
+    common path pays nothing for that guarantee (try blocks are free in Python 3.11)."""
     pf = rt.portfolio
     risk = rt.risk
     on_mark = risk.on_mark
@@ -113,14 +132,12 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
     commit_every = rt.commit_every
     metrics_bar = rt.metrics.bar
     initial = rt.initial_equity
-    lat = rt.lat
     ns = time.perf_counter_ns
     isinf = math.isinf
 
     def process(open_time: int, open_: float, high: float, low: float, close: float, volume: float,
                 close_time: int) -> None:
         t0 = ns()
-        rt.in_bar = True
         order_id: str | None = None
         submit_us = 0
 
@@ -129,8 +146,9 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         if target is not None:
             rt.pending_target = None
             if size_order(target, pf.cash, pf.qty, open_) != 0.0:
+                reason = rt.pending_reason
                 intent = to_intent(target, pf.cash, pf.qty, open_, rt.pending_decision_bar, open_time,
-                                   rt.pending_leg, rt.pending_reason)
+                                   1 if reason == "halted: flatten" else 0, reason)
                 if intent is not None:
                     order_id = intent.client_order_id
                     execute_intent(rt, intent)
@@ -178,7 +196,6 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
                     rt.pending_target = approved
                     rt.pending_decision_bar = open_time
                     rt.pending_reason = reason
-                    rt.pending_leg = 1 if reason == "halted: flatten" else 0
                 if reason[0] == "s":  # "stale: ..."
                     alerts.stale(open_time, (now - close_time) / 1000, stale_ms / 1000)
                     rt.stale_alert_on = True
@@ -194,21 +211,17 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         rt.bars_total += 1
         rt.bars_run += 1
         uncommitted = rt.uncommitted = rt.uncommitted + 1
-        rt.in_bar = False
         if uncommitted >= commit_every or (order_id is not None and external):
             rt.commit()
         t6 = ns()
 
         # metrics
-        lat[0] = (t1 - t0) // 1000
-        lat[1] = (t2 - t1) // 1000
-        lat[2] = (t3 - t2) // 1000
-        lat[3] = (t4 - t3) // 1000
-        lat[4] = (t5 - t4) // 1000
-        lat[5] = (t6 - t5) // 1000
-        lat[6] = last = rt.last_metrics_us
+        last = rt.last_metrics_us
         metrics_bar(open_time, close, equity, pf.cash, pf.qty, equity - initial, drawdown, risk.state, reason,
-                    rt.pending_target, order_id, lat, (t6 - t0) // 1000 + last, submit_us)
+                    rt.pending_target, order_id,
+                    ((t1 - t0) // 1000, (t2 - t1) // 1000, (t3 - t2) // 1000, (t4 - t3) // 1000, (t5 - t4) // 1000,
+                     (t6 - t5) // 1000, last),
+                    (t6 - t0) // 1000 + last, submit_us)
         rt.last_metrics_us = (ns() - t6) // 1000
 
     return process

@@ -83,6 +83,9 @@ class RiskManager:
         self.day_turnover = 0.0
         low = 0.0 if limits.long_only else -limits.max_position
         self._low, self._high = low, limits.max_position
+        self._stale_ms = limits.stale_ms
+        # Below this drawdown an ACTIVE manager stays ACTIVE: on_mark's common case ends there.
+        self._calm = min(limits.reduce_drawdown, limits.max_drawdown)
 
     # ---- persistence ---------------------------------------------------------------------------
 
@@ -100,14 +103,16 @@ class RiskManager:
 
     def on_mark(self, equity: float, bar: int) -> None:
         """Update the peak and the drawdown from it; move between the states."""
-        if equity > self.peak_equity:
-            self.peak_equity = equity
         peak = self.peak_equity
+        if equity > peak:
+            self.peak_equity = peak = equity
         dd = 1.0 - equity / peak if peak > 0.0 else 0.0
         self.drawdown = dd
         if dd > self.max_drawdown_seen:
             self.max_drawdown_seen = dd
         state = self.state
+        if dd < self._calm and state == ACTIVE:
+            return
         if state == HALTED:
             return
         limits = self.limits
@@ -150,7 +155,7 @@ class RiskManager:
             target, reason = self._high, "clip: max_position"
         elif target < self._low:
             target, reason = self._low, "clip: max_position"
-        stale = now_ms - bar_close_time > self.limits.stale_ms
+        stale = now_ms - bar_close_time > self._stale_ms
         if stale or state == REDUCING:
             # No new risk: a smaller position on the same side (or flat) only.
             if not (abs(target) <= abs(current) and target * current >= 0.0):
