@@ -18,6 +18,7 @@ BASELINES = ("voltarget", "buyhold", "flat")
 
 class Flat:
     name = "flat"
+    feature_inputs: tuple[str, ...] = ()   # the features act reads (the runtime computes only those)
 
     def act(self, inp: PolicyInput) -> float:
         return 0.0
@@ -28,6 +29,7 @@ class Flat:
 
 class BuyAndHold:
     name = "buyhold"
+    feature_inputs: tuple[str, ...] = ()
 
     def __init__(self, weight: float = 1.0):
         self.weight = weight
@@ -63,6 +65,11 @@ class VolTarget:
         self.bars_per_year = bars_per_year
         self.rebalance_band = rebalance_band
         self._annualise = math.sqrt(bars_per_year)
+
+    @property
+    def feature_inputs(self) -> tuple[str, ...]:
+        """The features `act` reads (the runtime computes only those per bar)."""
+        return (self.vol_feature,)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VolTarget:

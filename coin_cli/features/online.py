@@ -19,7 +19,7 @@ call, numpy's on a Python float ~700 ns. Either way the online/offline gap is fa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -54,13 +54,25 @@ class OnlineFeatureEngine:
 
     `update_values(close, high, low, volume, open_time=None)` is the same for a candle given as
     floats (the runtime's hot path; `open_time` only names the bar in an error). It is generated
-    for the spec (see `_compile_update`) and set on the instance."""
+    for the spec (see `_compile_update`) and set on the instance.
 
-    def __init__(self, spec: FeatureSpec | None = None):
+    `outputs` limits the returned mapping to those feature names (a consumer that reads one
+    feature need not pay for ten); the running sums, the warm-up and every value returned are
+    the same as with the whole spec."""
+
+    def __init__(self, spec: FeatureSpec | None = None, outputs: Iterable[str] | None = None):
         self.spec = spec or FeatureSpec.default()
         self.names: list[str] = self.spec.names
         self.warmup: int = self.spec.warmup
-        self._plan = [(_KIND_CODE[f.kind], f.window, f.warmup, f.name) for f in self.spec.features]
+        plan = [(_KIND_CODE[f.kind], f.window, f.warmup, f.name) for f in self.spec.features]
+        if outputs is not None:
+            wanted = set(outputs)
+            unknown = sorted(wanted - set(self.names))
+            if unknown:
+                raise ValueError(f"unknown feature output(s) {', '.join(unknown)} (features: {', '.join(self.names)})")
+            plan = [step for step in plan if step[3] in wanted]
+        self.outputs: list[str] = [step[3] for step in plan]
+        self._plan = plan
         self._size = self.spec.max_lag
         # One tuple of running sums per bar, appended, newest last: `ring[-1 - w]` is the bar `w`
         # back. Trimmed to the last `_size` entries now and then (the generated code holds it).
@@ -166,6 +178,9 @@ _FEATURE_CODE = {
         "    {v} = 0.0 if C - {c}[7] == 0 or std <= 0.0 else (x - mean) / std"),
     5: "    {v} = _log(high / low)",
 }
+# The running sums each kind's code reads (M is a sum of L, so it needs L too).
+_SUMS_READ: dict[int, set[str]] = {0: {"L"}, 1: {"Q", "N"}, 2: {"A", "L", "N"}, 3: {"M", "L", "Q", "N"},
+                                   4: {"X", "X2", "C"}, 5: set()}
 
 
 def _compile_update(engine: OnlineFeatureEngine) -> Callable[..., dict[str, float]]:
@@ -175,6 +190,24 @@ def _compile_update(engine: OnlineFeatureEngine) -> Callable[..., dict[str, floa
     warm_from = max(engine.warmup, 1)   # the straight-line path needs a previous bar
     lags = sorted({w for code, w, _warm, _name in engine._plan if code != 5}
                   | {w - 1 for code, w, _warm, _name in engine._plan if code == 4})
+    # Only the running sums the outputs read are advanced (a sum nobody reads keeps its last value).
+    need = set().union(*(_SUMS_READ[code] for code, _w, _warm, _name in engine._plan))
+    step = {
+        "r": "    r = _log(close / prev_close)",
+        "N": "    if r != 0.0:\n        N += 1",
+        "C": "    if volume != prev_volume:\n        C += 1",
+        "L": "    L = L + r",
+        "Q": "    Q = Q + r * r",
+        "A": "    A = A + (r if r >= 0.0 else -r)",   # abs() without the call; the sums are the same
+        "M": "    M = M + L",
+        "x": "    x = _log1p(volume)",
+        "X": "    X = X + x",
+        "X2": "    X2 = X2 + x * x",
+    }
+    if need & {"L", "Q", "A", "M", "N"}:
+        need.add("r")
+    if need & {"X", "X2"}:
+        need.add("x")
     lines = [
         "def update_values(close, high, low, volume, open_time=None):",
         # NaN fails every comparison: one chained test rejects NaN, inf and non-positive values.
@@ -183,18 +216,7 @@ def _compile_update(engine: OnlineFeatureEngine) -> Callable[..., dict[str, floa
         f"    if engine.count < {warm_from}:",
         "        return warming(close, high, low, volume)",
         "    L, Q, A, M, X, X2, N, C, prev_close, prev_volume = ring[-1]",
-        "    r = _log(close / prev_close)",
-        "    if r != 0.0:",
-        "        N += 1",
-        "    if volume != prev_volume:",
-        "        C += 1",
-        "    L = L + r",
-        "    Q = Q + r * r",
-        "    A = A + (r if r >= 0.0 else -r)",   # abs() without the call; the sums are the same
-        "    M = M + L",
-        "    x = _log1p(volume)",
-        "    X = X + x",
-        "    X2 = X2 + x * x",
+        *(code for key, code in step.items() if key in need),
         "    append((L, Q, A, M, X, X2, N, C, close, volume))",
         "    engine.count += 1",
         f"    if len(ring) > {4 * size + 256}:",

@@ -70,14 +70,15 @@ class Runtime:
         self.queue_items = 64
         cp = checkpoint or Checkpoint()
         self.resumed_from = cp.last_bar
-        self.first_bar, self.last_bar, self.bars_total = cp.first_bar, cp.last_bar, cp.bars
+        self.first_bar, self.last_bar = cp.first_bar, cp.last_bar
+        self.bars_before = cp.bars   # bars the ledger had processed before this run
         self.pending_target = cp.pending_target
         self.pending_decision_bar = cp.pending_decision_bar
         self.pending_reason = cp.pending_reason or "ok"
         self.initial_equity = portfolio.initial_cash
         self.recovering: dict[str, dict[str, Any]] = state.pending_intents()
         self.bars_run = 0
-        self.uncommitted = 0
+        self.committed_run = 0      # bars_run at the last commit
         self.rejected = 0
         self.done = False
         self.stop_requested: int | None = None
@@ -89,6 +90,16 @@ class Runtime:
         self.data_info: dict[str, Any] = {}
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
         self.ready_count = features.warmup + lookback
+
+    @property
+    def bars_total(self) -> int:
+        """Bars in the ledger, this run's included."""
+        return self.bars_before + self.bars_run
+
+    @property
+    def uncommitted(self) -> int:
+        """Bars processed since the last commit."""
+        return self.bars_run - self.committed_run
 
     def bar_processor(self) -> Callable[[Any], None]:
         """The compiled per-bar pipeline (built on first use: set `clock` before processing)."""
@@ -109,7 +120,7 @@ class Runtime:
 
     def commit(self) -> None:
         self.state.commit(self.checkpoint())
-        self.uncommitted = 0
+        self.committed_run = self.bars_run
 
     def commit_if_clean(self) -> None:
         """At a stop or an error: commit what complete bars did; a half-processed bar is dropped
@@ -200,10 +211,13 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
 
     policy = _resolve_policy(settings)
     spec = FeatureSpec.from_config(settings.features)
-    features = OnlineFeatureEngine(spec)
     obs_window = None
+    outputs = None
     if _needs_observation(policy):
         obs_window = ObservationWindow(ObservationBuilder(spec.names, settings.env.lookback, spec))
+    else:  # a policy that names the features it reads gets only those computed per bar
+        outputs = getattr(policy, "feature_inputs", None)
+    features = OnlineFeatureEngine(spec, outputs=outputs)
     execution = ExecutionModel(ExecutionParams.from_settings(settings))
     limits = RiskLimits.from_settings(settings, interval_ms(interval))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("coin.runtime")
 
 _ns = time.perf_counter_ns
+_INF = float("inf")
 
 
 def process_market_event(rt: Runtime, event: MarketEvent) -> None:
@@ -78,18 +78,20 @@ def _process_columns(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
 def _process_rows(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
     process = rt.bar_processor()
     gap_filler = rt.gap_filler
-    max_bars = rt.max_bars
+    left = rt.max_bars - rt.bars_run   # bars this batch may still process (--max-bars)
     for open_time, open_, high, low, close, volume, close_time in zip(*columns, strict=True):
         if open_time == gap_filler.next_open:
             gap_filler.next_open = close_time + 1
             process(open_time, open_, high, low, close, volume, close_time)
-            if rt.stop_requested or rt.bars_run >= max_bars:
+            left -= 1
+            if left <= 0 or rt.stop_requested:
                 return
         else:
             for bar in gap_filler.admit(Candle(open_time, open_, high, low, close, volume, close_time)):
                 process(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.close_time)
                 if rt.stop_requested or rt.bars_run >= rt.max_bars:
                     return
+            left = rt.max_bars - rt.bars_run
 
 
 def process_bar(rt: Runtime, c: Candle) -> None:
@@ -133,7 +135,6 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
     metrics_bar = rt.metrics.bar
     initial = rt.initial_equity
     ns = time.perf_counter_ns
-    isinf = math.isinf
 
     def process(open_time: int, open_: float, high: float, low: float, close: float, volume: float,
                 close_time: int) -> None:
@@ -187,7 +188,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         # risk
         reason = "warm-up"
         if wanted is not None:
-            if wanted != wanted or isinf(wanted):
+            if not -_INF < wanted < _INF:  # NaN or +-inf
                 reason = "policy: not a number"
             else:
                 now = close_time + 1 if clock is None else clock()
@@ -208,10 +209,8 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         if rt.first_bar is None:
             rt.first_bar = open_time
         rt.last_bar = open_time
-        rt.bars_total += 1
-        rt.bars_run += 1
-        uncommitted = rt.uncommitted = rt.uncommitted + 1
-        if uncommitted >= commit_every or (order_id is not None and external):
+        bars = rt.bars_run = rt.bars_run + 1
+        if bars - rt.committed_run >= commit_every or (order_id is not None and external):
             rt.commit()
         t6 = ns()
 

@@ -44,3 +44,18 @@ def test_bad_candle_is_a_data_error_naming_the_bar() -> None:
         engine.update({"open_time": 42, "open": 1.0, "high": 1.0, "low": 1.0, "close": -1.0, "volume": 1.0})
     with pytest.raises(DataError, match="volume is inf"):
         engine.update({"open_time": 43, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": float("inf")})
+
+
+def test_outputs_subset_gives_the_same_values_as_the_whole_spec() -> None:
+    frame = _frame(400, 5)
+    rows = frame.to_dict("records")
+    whole = OnlineFeatureEngine()
+    full = [whole.update(r) for r in rows]
+    for outputs in (["vol_24"], ["volz_48", "rsi_14"], ["ma_dist_48", "range"], []):
+        engine = OnlineFeatureEngine(outputs=outputs)
+        got = [engine.update(r) for r in rows]
+        assert all(list(g) == [n for n in engine.names if n in outputs] for g in got)
+        expected = pd.DataFrame([{n: f[n] for n in outputs} for f in full], columns=outputs)
+        assert pd.DataFrame(got, columns=outputs).equals(expected)
+    with pytest.raises(ValueError, match="unknown feature output"):
+        OnlineFeatureEngine(outputs=["vol_25"])
