@@ -73,6 +73,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -109,26 +110,28 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-app.add_typer(data.app, name="data", help="Get candles (Binance REST, bulk archive, CSV), validate, store as parquet.")
+app.add_typer(data.app, name="data", help="Candles: download, import, bootstrap, validate, list.")
 app.command("train", help="Train an agent, or --probe: the end-to-end readiness gate.")(train.train)
 app.command("trade", help="Run the trading loop: replay, paper (default) or live.")(trade.trade)
-app.add_typer(stream.app, name="stream", help="Binance streams: the user data stream and market klines.")
-app.command("notify", help="Send a Telegram message (from cron scripts and runtime alerts).")(notify.notify)
+app.add_typer(stream.app, name="stream", help="Binance user data stream and market klines.")
+app.command("notify", help="Send a Telegram message (cron scripts, runtime alerts).")(notify.notify)
 
 
 def main() -> None:
     """Console-script entry point."""
-    from coin_cli.render import error_line
-
     try:
         code = app(prog_name="coin", standalone_mode=False)
     except typer.TyperException as exc:  # a bad root option, before any command runs
+        from coin_cli.render import error_line
+
         if exc.format_message():
             error_line(f"coin: {exc.format_message()} (see 'coin --help')")
         else:
             exc.show()
         code = getattr(exc, "exit_code", ExitCode.USAGE)
     except (KeyboardInterrupt, typer.Abort):
+        from coin_cli.render import error_line
+
         error_line("interrupted")
         code = ExitCode.INTERRUPTED
     sys.exit(int(code) if isinstance(code, int) else 0)
