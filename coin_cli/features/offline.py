@@ -117,55 +117,6 @@ def compute_offline_array(high: np.ndarray, low: np.ndarray, close: np.ndarray, 
                 np.subtract(C[w:], C[1:n - w + 1], out=cnt)  # volume changes inside the window
                 np.copyto(dst, 0.0, where=(cnt == 0) | (b <= 0.0))
     return out.T
-    kinds = {f.kind for f in spec.features}
-
-    r = np.zeros(n)
-    r[1:] = np.log(close[1:] / close[:-1])
-    L = np.cumsum(r)
-    N = np.cumsum(r != 0.0, dtype=np.int64)
-    Q = np.cumsum(r * r) if kinds & {"vol", "ma_dist"} else None
-    A = np.cumsum(np.abs(r)) if "rsi" in kinds else None
-    M = np.cumsum(L) if "ma_dist" in kinds else None
-    if "volz" in kinds:
-        x = np.log1p(volume)
-        X = np.cumsum(x)
-        X2 = np.cumsum(x * x)
-        changed = np.zeros(n, dtype=np.int64)
-        changed[1:] = volume[1:] != volume[:-1]
-        C = np.cumsum(changed)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for j, feat in enumerate(spec.features):
-            w = feat.window
-            if feat.kind == "range":
-                out[j] = np.log(high / low)
-                continue
-            out[j, :w] = np.nan
-            if n <= w:
-                continue
-            still = (N[w:] - N[:-w]) == 0  # no price movement in the window
-            if feat.kind == "ret":
-                out[j, w:] = L[w:] - L[:-w]
-            elif feat.kind == "vol":
-                out[j, w:] = np.where(still, 0.0, np.sqrt((Q[w:] - Q[:-w]) / w))
-            elif feat.kind == "rsi":
-                gross = A[w:] - A[:-w]
-                value = 50.0 * (1.0 + (L[w:] - L[:-w]) / gross)
-                out[j, w:] = np.where(still | (gross <= 0.0), 50.0, np.clip(value, 0.0, 100.0))
-            elif feat.kind == "ma_dist":
-                mean = (M[w:] - M[:-w]) / w
-                vol = np.sqrt((Q[w:] - Q[:-w]) / w)
-                value = (L[w:] - mean) / vol
-                out[j, w:] = np.where(still | (vol <= 0.0), 0.0, value)
-            elif feat.kind == "volz":
-                mean = (X[w:] - X[:-w]) / w
-                var = (X2[w:] - X2[:-w]) / w - mean * mean
-                std = np.sqrt(np.maximum(var, 0.0))
-                value = (x[w:] - mean) / std
-                flat = (C[w:] - C[1:n - w + 1]) == 0  # every volume in the window is the same
-                out[j, w:] = np.where(flat | (std <= 0.0), 0.0, value)
-    return out.T
-
 
 def _validate(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
               open_time: np.ndarray | None) -> None:
