@@ -21,6 +21,12 @@ from coin_cli.errors import CoinError, ExitCode
 class CoinGroup(TyperGroup):
     """Maps every exception raised below the root to one stderr line and its exit code."""
 
+    ORDER = ("data", "train", "trade", "stream", "notify")  # the life of a strategy, in help
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else len(self.ORDER))
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
