@@ -7,7 +7,7 @@ Secrets come only from the environment and are never part of `Settings` dumps.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -178,10 +178,16 @@ class Secrets(BaseModel):
 
 def redact(text: str, secrets: Secrets | None = None) -> str:
     """Replace every secret value that appears in `text` by `***`."""
-    values = (secrets or Secrets.from_env()).values()
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "***")
+    return redact_values(text, (secrets or Secrets.from_env()).values())
+
+
+def redact_values(text: str, values: Iterable[str | None]) -> str:
+    """Replace each value, and its URL-encoded form (a token's ':' in a URL), by `***`."""
+    from urllib.parse import quote
+
+    forms = {form for v in values if v and len(v) >= 4 for form in (v, quote(v, safe=""))}
+    for value in sorted(forms, key=len, reverse=True):
+        text = text.replace(value, "***")
     return text
 
 

@@ -24,11 +24,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
+
+from coin_cli.config import redact_values
 
 # Read by PTB when a RetryAfter is built/read: a timedelta instead of a deprecation warning
 # (a warning turned into an error would otherwise replace the RetryAfter itself).
@@ -69,16 +71,6 @@ class RetryPolicy:
         return min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * self.jitter()
 
 
-def redact_secrets(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace each secret, and its URL-encoded form (a token's ':' in a URL), by `***`."""
-    from urllib.parse import quote
-
-    forms = {form for s in secrets if s and len(s) >= 4 for form in (s, quote(s, safe=""))}
-    for value in sorted(forms, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
-
-
 def is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -111,7 +103,7 @@ class TelegramSender:
                    connect_timeout=telegram.connect_timeout, policy=policy)
 
     def redact(self, text: str) -> str:
-        return redact_secrets(text, [self._token])
+        return redact_values(text, [self._token])
 
     def run(self, job: Callable[[Session], Awaitable[T]]) -> T:
         """Run `job(session)` in a fresh event loop with a fresh HTTP client and Bot."""

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from coin_cli.config import Secrets
+from coin_cli.config import Secrets, redact_values
 from coin_cli.errors import ConfigError, NotifyError, UsageError
 from coin_cli.monitoring.delivery import DrainReport, deliver, destination, lock_wait_seconds, outbox_path
 from coin_cli.monitoring.messages import build_parts
@@ -53,9 +53,8 @@ def send_notification(settings: Settings, run: Run, *, text: str | None, code: s
 def _enqueue(outbox: Outbox, text: str, chat_id: str, tg: Any, code: str | None, silent: bool,
              secrets: Secrets) -> list[Enqueued]:
     # The chat id is not a secret inside a message; tokens and API keys are (e.g. a piped log).
-    from coin_cli.integrations.telegram import redact_secrets
 
-    clean = redact_secrets(text, [secrets.telegram_bot_token, secrets.binance_api_key, secrets.binance_api_secret])
+    clean = redact_values(text, [secrets.telegram_bot_token, secrets.binance_api_key, secrets.binance_api_secret])
     if not clean.strip():
         raise UsageError("the message text is empty")
     parts = build_parts(clean, chat_id=chat_id, parse_mode=tg.parse_mode, silent=silent, code=code)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from coin_cli.integrations.telegram import RetryPolicy, TelegramSender, is_loopback, redact_secrets
+from coin_cli.config import redact_values
+from coin_cli.integrations.telegram import RetryPolicy, TelegramSender, is_loopback
 from tests.fakes.telegram_api import FakeBotAPI
 
 TOKEN = "123456:TEST-TOKEN-sender"
@@ -123,8 +124,8 @@ def test_unknown_chat_and_wrong_token_from_the_server_itself(fake: FakeBotAPI):
 
 
 def test_redaction_and_loopback_detection():
-    assert redact_secrets("url /bot123456:ABC/sendMessage", ["123456:ABC", None]) == "url /bot***/sendMessage"
-    assert redact_secrets("GET /bot123456%3AABC/x", ["123456:ABC"]) == "GET /bot***/x"
+    assert redact_values("url /bot123456:ABC/sendMessage", ["123456:ABC", None]) == "url /bot***/sendMessage"
+    assert redact_values("GET /bot123456%3AABC/x", ["123456:ABC"]) == "GET /bot***/x"
     assert is_loopback("http://127.0.0.1:8/bot") and is_loopback("http://localhost/bot")
     assert not is_loopback("https://api.telegram.org/bot")
 
