@@ -100,9 +100,7 @@ def validate(
 
     with app_ctx.open_run(settings, "data", json_mode) as run:
         result = validate_dataset(settings, run)
-        failed = result["errors"] > 0
-        if failed:
-            run.set_outcome("failed", 3)
+    failed = run.exit_code != 0
     summary = {k: v for k, v in result.items() if k != "checks"}
     checks = render.rows_table("checks", ["check", "status", "count", "detail"],
                                [[c["check"], c["status"], c["count"], c["detail"]] for c in result["checks"]])
@@ -110,7 +108,7 @@ def validate(
         render.error_line(f"{result['path']}: {result['errors']} check(s) failed; see the table")
     render.emit(result, json_mode=json_mode, tables=[render.kv_table("validate", summary), checks], run_id=run.run_id)
     if failed:
-        raise typer.Exit(3)
+        raise typer.Exit(run.exit_code)
 
 
 @app.command("ls")

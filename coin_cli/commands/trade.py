@@ -59,23 +59,9 @@ def trade(
 
         with _status_display(json_mode) as status:
             summary = run_trade(settings, run, request, status)
-        code = _outcome(run, summary)
     render.emit(summary, json_mode=json_mode, tables=[render.kv_table("trade", summary)], run_id=run.run_id)
-    if code:
-        raise typer.Exit(code)
-
-
-def _outcome(run: Any, summary: dict[str, Any]) -> int:
-    """SIGINT: 130; SIGTERM: 0 (a requested stop); a HALTED ledger: 5 (blocked by a risk halt)."""
-    if summary.get("stopped_by") == "SIGINT":
-        run.set_outcome("interrupted", 130)
-        return 130
-    if summary.get("risk_state") == "HALTED":
-        run.set_outcome("halted", 5)
-        return 5
-    if summary.get("stopped_by") == "SIGTERM":
-        run.set_outcome("stopped", 0)
-    return 0
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)
 
 
 @contextmanager

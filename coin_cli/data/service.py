@@ -212,6 +212,8 @@ def validate_dataset(settings: Settings, run: Run | None = None, now_ms: int | N
         "warnings": report["warnings"]})
     if run is not None:
         run.write_json("validation.json", {**summary, "gaps": gaps})
+        if report["errors"]:
+            run.set_outcome("failed", 3)  # structural errors; gaps and zero volume are warnings
     return summary
 
 

@@ -47,7 +47,18 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
             run.write_json("summary.json", summary)
         finally:
             rt.close()
+    _record_outcome(run, summary)
     return summary
+
+
+def _record_outcome(run: Run, summary: dict[str, Any]) -> None:
+    """SIGINT: 130; SIGTERM: 0 (a requested stop); a ledger that ends HALTED: 5 (a risk halt)."""
+    if summary.get("stopped_by") == "SIGINT":
+        run.set_outcome("interrupted", 130)
+    elif summary.get("risk_state") == "HALTED":
+        run.set_outcome("halted", 5)
+    elif summary.get("stopped_by") == "SIGTERM":
+        run.set_outcome("stopped", 0)
 
 
 def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict[str, Any]:
