@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from coin_cli import yamltext
 from coin_cli.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -223,7 +223,7 @@ def load_settings(
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        _set(data, section, key, _parse_scalar(raw), origins, name)
+        _set(data, section, key, yamltext.parse_scalar(raw), origins, name)
 
     for dotted, (value, origin) in (overrides or {}).items():
         if value is None:
@@ -245,12 +245,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+        loaded = yamltext.load(text)
+    except yamltext.YAMLSyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.where}: YAML syntax error: {exc.problem}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -272,13 +269,6 @@ def _set(
         data[section] = existing
     existing[key] = value
     origins[(section, key)] = origin
-
-
-def _parse_scalar(raw: str) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
 
 
 def _describe(exc: ValidationError, origins: dict[tuple[str, ...], str], file_label: str) -> str:

@@ -17,7 +17,7 @@ import yaml
 
 from coin_cli.config import Settings
 from coin_cli.errors import DataError, ExitCode, LockHeldError
-from coin_cli.runs import Run, file_lock, new_run_id
+from coin_cli.runs import KEY_PACKAGES, Run, file_lock, git_sha, new_run_id
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z]+-[0-9a-f]{6}$")
 
@@ -37,7 +37,49 @@ def test_run_folder_contents_and_meta(tmp_path: Path) -> None:
         assert key in meta
     assert meta["packages"]["pandas"]
     config = yaml.safe_load((run.dir / "config.yaml").read_text())
-    assert config["risk"]["max_drawdown"] == Settings().risk.max_drawdown
+    assert config == Settings().model_dump(mode="json")
+
+
+def test_meta_versions_match_importlib_metadata(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    with Run(tmp_path, "data", Settings()) as run:
+        pass
+    packages = json.loads((run.dir / "meta.json").read_text())["packages"]
+    assert packages == {name: version(name) for name in KEY_PACKAGES}
+    assert packages["python-telegram-bot"] and packages["stable-baselines3"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_sha_reads_loose_packed_detached_and_worktree_heads(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    for n in range(2):
+        (repo / "f").write_text(str(n))
+        _git(repo, "add", "f")
+        _git(repo, "commit", "-q", "-m", f"c{n}")
+    assert git_sha(repo) == _git(repo, "rev-parse", "HEAD")          # loose ref
+    _git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert git_sha(repo) == _git(repo, "rev-parse", "HEAD")          # packed-refs
+    first = _git(repo, "rev-parse", "HEAD~1")
+    _git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), first)
+    assert git_sha(tmp_path / "wt") == first                         # worktree, detached
+    _git(repo, "checkout", "-q", "--detach", first)
+    assert git_sha(repo) == first                                    # detached HEAD
+    assert git_sha(tmp_path / "nowhere") is None                     # not a checkout (a wheel install)
 
 
 def test_meta_finalised_failed_with_exit_code(tmp_path: Path) -> None:
