@@ -19,8 +19,10 @@ def _console(stderr: bool) -> Console:
     no_color = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
     tty = stream.isatty()
     # Piped output is read by scripts: never colour, and wide enough that tables do not fold.
-    return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False,
-                   force_terminal=None if tty else False, width=None if tty else 160)
+    # Text is printed as it is: paths, symbols and error texts may hold "[/]" or ":x:", which rich
+    # markup and emoji codes would restyle, replace, or fail on (MarkupError) after the work is done.
+    return Console(file=stream, no_color=no_color, highlight=False, markup=False, emoji=False,
+                   soft_wrap=False, force_terminal=None if tty else False, width=None if tty else 160)
 
 
 def out() -> Console:
@@ -121,7 +123,7 @@ def progress(description: str, total: int | None = None) -> Iterator[ProgressRep
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = err()
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console, transient=True,
                    disable=not console.is_terminal)
     with bar:

@@ -346,3 +346,17 @@ def test_a_token_pasted_into_the_argument_is_kept_out_of_files_and_the_message(n
     assert sent_texts(fake) == ["oops *** pasted"]
     meta = json.loads((run_dir(workdir, result) / "meta.json").read_text())
     assert "oops *** pasted" in meta["argv"]
+
+
+def test_paths_and_texts_print_as_they_are_not_as_rich_markup_or_emoji(fake, workdir):
+    # A runs dir named like markup used to crash the table after delivery (exit 1, MarkupError),
+    # and ":x:" was printed as an emoji in tables and error lines.
+    odd = workdir / "r[/]x:x:[red]z"
+    result = run_coin(["--runs-dir", str(odd), "notify", "tag [bold]b[/] :x:"], cwd=workdir,
+                      env=tg_env(fake.base_url, COIN_TELEGRAM__PARSE_MODE="none"))
+    assert result.returncode == 0, result.stderr
+    assert f"{odd}/outbox.sqlite" in result.stdout and "❌" not in result.stdout
+    assert fake.messages[-1]["text"].startswith("tag [bold]b[/] :x:")
+    blocked = run_coin(["--runs-dir", str(odd), "notify", "again"], cwd=workdir,
+                       env=tg_env(fake.base_url, TELEGRAM_CHAT_ID="777"))
+    assert blocked.returncode == 2 and "❌" not in blocked.stderr and blocked.stderr.count("\n") == 1
