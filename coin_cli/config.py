@@ -23,6 +23,12 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 # Telegram chat ids are numbers in YAML and env (`chat_id: -100123`); keep them as text.
 ChatId = Annotated[str, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
+# Symbols and exchange names become folders in the store and lock names: a pattern, not any text.
+Symbol = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+                   Field(pattern=r"^[A-Z0-9][A-Z0-9_.-]{1,19}$",
+                         description="a Binance symbol such as BTCUSDT (letters and digits)")]
+ExchangeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
+                                    description="a lowercase name such as binance")]
 
 SECRET_ENV_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
 DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
@@ -39,8 +45,8 @@ class PathsConfig(Section):
 
 
 class DataConfig(Section):
-    exchange: str = "binance"
-    symbol: str = "BTCUSDT"
+    exchange: ExchangeName = "binance"
+    symbol: Symbol = "BTCUSDT"
     interval: str = "1h"
     bootstrap_rows: PositiveInt = 20_000
     bootstrap_seed: int = 7
@@ -286,6 +292,8 @@ def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
     field = _field_info(loc)
     if field is None:
         return f"expected {err['msg'].lower()}"
+    if err["type"] == "string_pattern_mismatch" and field.description:
+        return f"expected {field.description}"
     bounds = {}
     for meta in field.metadata:
         for name in ("ge", "gt", "le", "lt"):

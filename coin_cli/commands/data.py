@@ -20,7 +20,7 @@ def _dataset_settings(ctx: typer.Context, symbol: str | None, interval: str | No
 
     if interval is not None:
         interval = normalize_interval(interval)
-    return app_context(ctx).settings(data__symbol=(symbol.upper() if symbol else None, "--symbol"),
+    return app_context(ctx).settings(data__symbol=(symbol, "--symbol"),
                                      data__interval=(interval, "--interval"), **more)
 
 

@@ -34,7 +34,7 @@ def trade(
     """Run the trading loop: replay, paper (default) or live."""
     app_ctx = app_context(ctx)
     settings = app_ctx.settings(
-        data__symbol=(symbol.upper() if symbol else None, "--symbol"), data__interval=(interval, "--interval"),
+        data__symbol=(symbol, "--symbol"), data__interval=(interval, "--interval"),
         trade__mode=(mode, "--mode"), trade__policy=(policy, "--policy"), trade__speed=(speed, "--speed"),
         trade__prom_file=(prom_file, "--prom-file"), trade__allow_unpromoted=(allow_unpromoted, "--allow-unpromoted"),
         trade__state_file=(state_file, "--state-file"),

@@ -178,3 +178,14 @@ def test_resume_after_a_kill(coin, workdir: Path, fake: FakeBinance) -> None:
     times = final["open_time"].to_numpy()
     assert times[0] == series.start_ms and (times[1:] - times[:-1] == MINUTE).all()
     assert len(final) >= 3000
+
+
+def test_a_symbol_shaped_like_a_path_is_refused_before_anything_is_written(coin, workdir: Path) -> None:
+    # It used to reach the lock file name (an unexpected FileNotFoundError, exit 1) and the store path.
+    result = coin("data", "bootstrap", "--symbol", "../../etc", "--interval", "1h", "--rows", "10")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --symbol: data.symbol: expected a Binance symbol such as BTCUSDT "
+                                     "(letters and digits), got '../../ETC'")
+    assert not (workdir / "data").exists() and not (workdir.parent / "etc").exists()
+    empty = coin("data", "validate", "--symbol", "", "--interval", "1h")
+    assert empty.returncode == 2 and "data.symbol" in empty.stderr  # not a silent fall back to BTCUSDT

@@ -87,6 +87,18 @@ def test_out_of_range_and_choice_messages(workdir: Path) -> None:
         load_settings(None, env={}, overrides={"trade.mode": ("papr", "--mode")})
 
 
+@pytest.mark.parametrize("symbol", ["", "../../etc", "..", "A B", "BTC/USDT", "X" * 21])
+def test_symbols_name_folders_so_only_symbol_shapes_pass(symbol: str) -> None:
+    with pytest.raises(ConfigError, match=r"--symbol: data\.symbol: expected a Binance symbol such as BTCUSDT"):
+        load_settings(None, env={}, overrides={"data.symbol": (symbol, "--symbol")})
+
+
+def test_symbols_are_upper_cased_and_the_exchange_is_a_plain_name() -> None:
+    assert load_settings(None, env={"COIN_DATA__SYMBOL": "1000satsusdt"}).data.symbol == "1000SATSUSDT"
+    with pytest.raises(ConfigError, match=r"COIN_DATA__EXCHANGE: data\.exchange: expected a lowercase name"):
+        load_settings(None, env={"COIN_DATA__EXCHANGE": "../x"})
+
+
 def test_env_with_unknown_key_names_the_variable(workdir: Path) -> None:
     with pytest.raises(ConfigError, match=r"COIN_DATA__SYMBL: data\.symbl: unknown key"):
         load_settings(None, env={"COIN_DATA__SYMBL": "X"})
