@@ -1,3 +1,3 @@
-from coin_cli.app import main
+from coin_cli.startup import main
 
 main()
