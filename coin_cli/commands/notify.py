@@ -28,8 +28,8 @@ def notify(
     """Send a Telegram message; undelivered messages stay in the outbox (exit 4) and go out first next time."""
     from coin_cli.startup import collector_paused
 
-    # A short-lived process: one message, or a backlog paced at 1/s, leaves ~40 cyclic objects
-    # per message for the collector; pausing it saves ~10% of the run (coin_cli/startup.py).
+    # A short-lived process: a send leaves ~40 cyclic objects for the collector (1.5 MB over 200
+    # messages), so it runs with the collector paused (coin_cli/startup.py).
     with collector_paused():
         _notify(ctx, text, code, silent, stdin, parse_mode, flush, json_mode)
 

@@ -34,7 +34,7 @@ def store_for(settings: Settings) -> CandleStore:
 def dataset_lock(settings: Settings, what: str) -> Any:
     """The per-dataset lock shared by download, import and bootstrap (writers must not overlap)."""
     d = settings.data
-    return file_lock(settings.paths.runs_dir, f"data-{d.exchange}-{d.symbol.upper()}-{d.interval}", what)
+    return file_lock(settings.paths.runs_dir, f"data-{d.exchange}-{d.symbol}-{d.interval}", what)
 
 
 def load_or_bootstrap(settings: Settings) -> tuple[pd.DataFrame, dict[str, Any], bool]:
@@ -162,11 +162,11 @@ def download_dataset(settings: Settings, start: str | None, end: str | None, run
         downloader = KlineDownloader(b.api_url, timeout=b.timeout, max_retries=b.max_retries,
                                      page_limit=d.download_page_limit,
                                      max_weight_per_minute=d.max_weight_per_minute, progress=progress)
-        stats = asyncio.run(downloader.run(d.symbol.upper(), interval, segments, writer)) if segments else None
+        stats = asyncio.run(downloader.run(d.symbol, interval, segments, writer)) if segments else None
     manifest = writer.manifest or {}
     if run is not None and manifest:
         run.write_json("data_manifest.json", manifest)
-    summary = _dataset_summary(manifest) if manifest else {"symbol": d.symbol.upper(), "interval": interval,
+    summary = _dataset_summary(manifest) if manifest else {"symbol": d.symbol, "interval": interval,
                                                            "rows": 0}
     summary.update({
         "resumed_after": ms_to_iso(stored[1]) if stored else None,
@@ -205,7 +205,7 @@ def validate_dataset(settings: Settings, run: Run | None = None, now_ms: int | N
         if report["status"] == "ok":
             report["status"] = "warnings"
     gaps = report.pop("gaps")
-    summary = {"exchange": settings.data.exchange, "symbol": d.symbol.upper(), "interval": d.interval,
+    summary = {"exchange": settings.data.exchange, "symbol": d.symbol, "interval": d.interval,
                "source": manifest.get("source"), "path": str(path), **report}
     store.record_validation(d.symbol, d.interval, {
         "at": ms_to_iso(int(time_ms())), "status": report["status"], "errors": report["errors"],

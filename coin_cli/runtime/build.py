@@ -202,7 +202,7 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     request = request or TradeRequest()
     mode = settings.trade.mode
     check_mode(mode)
-    symbol, interval = settings.data.symbol.upper(), normalize_interval(settings.data.interval)
+    symbol, interval = settings.data.symbol, normalize_interval(settings.data.interval)
     strategy_id = check_strategy_id(settings.trade.strategy_id)
     if request.max_bars is not None and request.max_bars < 1:
         raise UsageError(f"--max-bars {request.max_bars}: expected a whole number >= 1")

@@ -26,7 +26,7 @@ Status = Callable[[dict[str, Any]], None]
 
 
 def lock_name(settings: Settings) -> str:
-    return f"trade-{settings.data.symbol.upper()}-{settings.data.interval}"
+    return f"trade-{settings.data.symbol}-{settings.data.interval}"
 
 
 def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
@@ -160,5 +160,5 @@ def _iso(ms: int | None) -> str | None:
 def state_path_for(settings: Settings) -> Path:
     from coin_cli.data.schema import normalize_interval
 
-    return default_state_path(settings, settings.data.symbol.upper(), normalize_interval(settings.data.interval),
+    return default_state_path(settings, settings.data.symbol, normalize_interval(settings.data.interval),
                               settings.trade.mode)
