@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from coin_cli import yamltext
 from coin_cli.errors import ConfigError
@@ -30,6 +30,16 @@ Symbol = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstanc
 ExchangeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
                                     description="a lowercase name such as binance")]
 
+
+def _folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ValueError("a folder (this path is a file)")
+    return path
+
+
+# Where coin writes: a file in the way would otherwise fail deep inside a command.
+Folder = Annotated[Path, AfterValidator(_folder)]
+
 SECRET_ENV_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
 DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
 ENV_PREFIX = "COIN_"
@@ -40,8 +50,8 @@ class Section(BaseModel):
 
 
 class PathsConfig(Section):
-    runs_dir: Path = Path("runs")
-    data_dir: Path = Path("data")
+    runs_dir: Folder = Path("runs")
+    data_dir: Folder = Path("data")
 
 
 class DataConfig(Section):
@@ -283,6 +293,7 @@ def _describe(exc: ValidationError, origins: dict[tuple[str, ...], str], file_la
     key_path = ".".join(loc)
     origin = origins.get(loc[:2]) or origins.get(loc[:1]) or file_label
     value = err.get("input")
+    value = str(value) if isinstance(value, Path) else value
     if err["type"] == "extra_forbidden":
         return f"{origin}: {key_path}: unknown key (check the spelling; see configs/default.yaml)"
     return f"{origin}: {key_path}: {_expected(loc, err)}, got {value!r}"
@@ -294,6 +305,8 @@ def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
         return f"expected {err['msg'].lower()}"
     if err["type"] == "string_pattern_mismatch" and field.description:
         return f"expected {field.description}"
+    if err["type"] == "value_error":
+        return f"expected {err['ctx']['error']}"
     bounds = {}
     for meta in field.metadata:
         for name in ("ge", "gt", "le", "lt"):

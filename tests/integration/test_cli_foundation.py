@@ -71,6 +71,16 @@ def test_missing_config_file_exit_2_one_line(coin, workdir: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_file_in_place_of_the_data_or_runs_folder_exit_2_one_line(coin, workdir: Path) -> None:
+    # It used to fail deep inside the command: "unexpected NotADirectoryError", exit 1.
+    (workdir / "afile").write_text("x")
+    for flag, key in (("--data-dir", "data_dir"), ("--runs-dir", "runs_dir")):
+        result = coin(flag, "afile", "train", "--probe")
+        assert result.returncode == 2
+        assert result.stderr == f"error: {flag}: paths.{key}: expected a folder (this path is a file), got 'afile'\n"
+    assert (workdir / "afile").read_text() == "x" and not (workdir / "runs").exists()
+
+
 def test_bad_config_files_exit_2(coin, workdir: Path) -> None:
     cases = {
         "syntax.yaml": ("data:\n  symbol: [BTC\n", r"syntax\.yaml: line 3, column 1: YAML syntax error"),

@@ -99,6 +99,14 @@ def test_symbols_are_upper_cased_and_the_exchange_is_a_plain_name() -> None:
         load_settings(None, env={"COIN_DATA__EXCHANGE": "../x"})
 
 
+def test_a_file_where_a_folder_goes_is_named(workdir: Path) -> None:
+    (workdir / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"^--data-dir: paths\.data_dir: expected a folder \(this path is a file\), "
+                                          r"got 'afile'$"):
+        load_settings(None, env={}, overrides={"paths.data_dir": (Path("afile"), "--data-dir")})
+    assert load_settings(None, env={}, overrides={"paths.runs_dir": (Path("new"), "--runs-dir")}).paths.runs_dir
+
+
 def test_env_with_unknown_key_names_the_variable(workdir: Path) -> None:
     with pytest.raises(ConfigError, match=r"COIN_DATA__SYMBL: data\.symbl: unknown key"):
         load_settings(None, env={"COIN_DATA__SYMBL": "X"})
