@@ -256,6 +256,8 @@ def load_settings(
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config file as UTF-8") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
@@ -301,8 +303,10 @@ def _describe(exc: ValidationError, origins: dict[tuple[str, ...], str], file_la
 
 def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
     field = _field_info(loc)
+    if err["type"] == "model_type":
+        return "expected a section of `key: value` lines"
     if field is None:
-        return f"expected {err['msg'].lower()}"
+        return _pydantic_expected(err)
     if err["type"] == "string_pattern_mismatch" and field.description:
         return f"expected {field.description}"
     if err["type"] == "value_error":
@@ -318,7 +322,7 @@ def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
         args = getattr(annotation, "__args__", ())
         if args and all(isinstance(a, str) for a in args):
             return "expected one of " + ", ".join(repr(a) for a in args)
-        return f"expected {err['msg'].lower()}"
+        return _pydantic_expected(err)
     low = bounds.get("ge", bounds.get("gt"))
     high = bounds.get("le", bounds.get("lt"))
     if low is not None and high is not None:
@@ -326,6 +330,15 @@ def _expected(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
     if low is not None:
         return f"expected {kind} {'>=' if 'ge' in bounds else '>'} {_num(low)}"
     return f"expected {kind}"
+
+
+def _pydantic_expected(err: Mapping[str, Any]) -> str:
+    """pydantic's own words, as an expectation: "Input should be greater than 0" -> "expected greater than 0"."""
+    message = str(err["msg"])
+    for lead in ("Input should be ", "Value error, "):
+        if message.startswith(lead):
+            return f"expected {message[len(lead):]}"
+    return f"expected {message[:1].lower()}{message[1:]}"
 
 
 def _field_info(loc: tuple[str, ...]) -> Any:

@@ -87,9 +87,14 @@ def test_bad_config_files_exit_2(coin, workdir: Path) -> None:
         "unknown.yaml": ("risk:\n  max_drawdwn: 0.1\n", r"unknown\.yaml: risk\.max_drawdwn: unknown key"),
         "type.yaml": ("risk:\n  max_drawdown: abc\n",
                       r"type\.yaml: risk\.max_drawdown: expected a number between 0 and 1, got 'abc'"),
+        "section.yaml": ("risk: 5\n", r"section\.yaml: risk: expected a section of `key: value` lines, got 5$"),
+        "item.yaml": ("features:\n  return_horizons: [1, -4]\n",
+                      r"item\.yaml: features\.return_horizons\.1: expected greater than 0, got -4$"),
+        "latin1.yaml": ("risk:\n  max_drawdown: 0.2 # r\xe9duit\n",
+                        r"latin1\.yaml: not UTF-8 text \(byte \d+\); save the config file as UTF-8$"),
     }
     for name, (text, pattern) in cases.items():
-        (workdir / name).write_text(text)
+        (workdir / name).write_bytes(text.encode("latin-1"))
         result = coin("--config", name, "data", "ls")
         assert result.returncode == 2, (name, result.stderr)
         lines = result.stderr.strip().splitlines()
