@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from coin_cli import __version__
 from coin_cli.commands import data, notify, stream, trade, train
 from coin_cli.context import AppContext
-from coin_cli.errors import CoinError, ExitCode
+from coin_cli.errors import CoinError, ExitCode, Terminated
 
 
 class CoinGroup(TyperGroup):
@@ -41,6 +41,8 @@ class CoinGroup(TyperGroup):
             _fail(ctx, message, getattr(exc, "exit_code", ExitCode.USAGE), exc)
         except CoinError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
+        except Terminated as exc:
+            _fail(ctx, "terminated (SIGTERM)", ExitCode.TERMINATED, exc)
         except KeyboardInterrupt as exc:
             _fail(ctx, "interrupted", ExitCode.INTERRUPTED, exc)
         except Exception as exc:  # an unexpected error is a bug: say so, hint at -v
@@ -55,7 +57,7 @@ def _fail(ctx: typer.Context, message: str, code: int, exc: BaseException, hint:
     app_ctx = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
     run = app_ctx.run
     if run is not None and run.meta.get("status") == "running":
-        run.finish("interrupted" if code == ExitCode.INTERRUPTED else "failed", code)
+        run.finish("interrupted" if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED) else "failed", code)
     if app_ctx.verbose:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     text = redact(message.splitlines()[0] if message else type(exc).__name__)
@@ -135,9 +137,10 @@ def main() -> None:
         else:
             exc.show()
         code = getattr(exc, "exit_code", ExitCode.USAGE)
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, typer.Abort) as exc:  # before any command ran
         from coin_cli.render import error_line
 
-        error_line("interrupted")
-        code = ExitCode.INTERRUPTED
+        terminated = isinstance(exc, Terminated)
+        error_line("terminated (SIGTERM)" if terminated else "interrupted")
+        code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
     sys.exit(int(code) if isinstance(code, int) else 0)

@@ -24,6 +24,12 @@ class ExitCode(IntEnum):
     EXCHANGE = 4
     BLOCKED = 5
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (cron's `timeout`, systemd, docker stop) unwinds like Ctrl-C, so every command keeps
+    what it has (downloaded pages, a training checkpoint) and its run is finalised; exit 143."""
 
 
 class CoinError(Exception):

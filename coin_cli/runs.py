@@ -18,7 +18,7 @@ from typing import Any
 
 from coin_cli import __version__, yamltext
 from coin_cli.config import Settings, dump_settings, redact
-from coin_cli.errors import CoinError, ExitCode, LockHeldError
+from coin_cli.errors import CoinError, ExitCode, LockHeldError, Terminated
 from coin_cli.fsio import atomic_write_json, atomic_write_text
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ class Run:
         if exc is None:
             self.finish()
         elif isinstance(exc, KeyboardInterrupt):
-            self.finish("interrupted", ExitCode.INTERRUPTED)
+            self.finish("interrupted", ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED)
         elif isinstance(exc, CoinError):
             self.finish("failed", exc.exit_code, error=type(exc).__name__)
         elif isinstance(exc, SystemExit):

@@ -13,6 +13,7 @@ usual once the CLI is imported.
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +35,14 @@ def collector_paused() -> Iterator[None]:
 
 def main() -> None:
     """The `coin` console script (and `python -m coin_cli`)."""
+    signal.signal(signal.SIGTERM, _terminate)
     with collector_paused():
         from coin_cli.app import main as run_app
     run_app()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Python's default for SIGTERM is to die on the spot: no run finalised, nothing kept.
+    from coin_cli.errors import Terminated
+
+    raise Terminated

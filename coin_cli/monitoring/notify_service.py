@@ -64,7 +64,8 @@ def _enqueue(outbox: Outbox, text: str, chat_id: str, tg: Any, code: str | None,
 
 def _deliver(outbox: Outbox, token: str, chat_id: str, tg: Any, queued: list[Enqueued],
              force: bool) -> tuple[DrainReport, bool]:
-    if outbox.next_due(chat_id, force=force) is None and all(q.action == "deferred" for q in queued):
+    orphans = outbox.counts(chat_id).get("sending", 0)  # left by a process killed mid-send
+    if not orphans and outbox.next_due(chat_id, force=force) is None and all(q.action == "deferred" for q in queued):
         return DrainReport(), True  # nothing due (ours was collapsed into a later send): no network
 
     ours = [q.id for q in queued]

@@ -146,15 +146,21 @@ def _wait_for_hang(fake: FakeBinance, pages: int) -> None:
     time.sleep(0.3)
 
 
-def test_ctrl_c_keeps_every_page_fetched(workdir: Path, fake: FakeBinance) -> None:
+@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_keeps_every_page_fetched(workdir: Path, fake: FakeBinance, sig: int, code: int,
+                                                    said: str) -> None:
+    # SIGTERM (cron's `timeout`) used to kill the process on the spot, losing the pages in hand.
     series = _series(fake)
     fake.fail_next(path="/api/v3/klines", kind="slow", delay=5, after=5)
     proc = _start_download(workdir, fake, series.start_ms)
     _wait_for_hang(fake, 5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert f"error: {said}" in err
+    meta = json.loads((workdir / "runs" / last_line(out) / "meta.json").read_text())
+    assert (meta["status"], meta["exit_code"]) == ("interrupted", code)
     stored = _store(workdir).read("BTCUSDT", "1m")
     assert len(stored) == 5 * 200
     assert stored["open_time"].iloc[0] == series.start_ms

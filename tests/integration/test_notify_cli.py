@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -266,6 +268,34 @@ def test_flush_sends_the_backlog(notify, fake):
     flushed = notify("--flush", "--json")
     assert flushed.returncode == 0 and json.loads(flushed.stdout)["pending"] == 0
     assert sent_texts(fake) == ["kept"]
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_message_whose_sender_was_stopped_mid_send_goes_out_with_the_next_flush(notify, fake, workdir, how):
+    # cron's `timeout` stops a notify stuck on a slow answer. SIGTERM used to kill Python on the
+    # spot (meta.json left `running`); either way the row was left `sending`, and `--flush`
+    # (nothing `pending`) skipped the outbox without recovering it.
+    fake.fail_next("slow", delay=3)  # stopped long before the answer comes
+    proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "notify", "mid-send"], cwd=workdir,
+                            env=clean_env(tg_env(fake.base_url)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not fake.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sent_texts(fake) == ["mid-send"]  # the request reached Telegram, the answer had not
+    finally:
+        proc.send_signal(getattr(signal, how))
+        out, err = proc.communicate(timeout=30)
+    if how == "SIGTERM":
+        assert proc.returncode == 143 and err == "error: terminated (SIGTERM)\n"
+        meta = json.loads((workdir / "runs" / last_line(out) / "meta.json").read_text())
+        assert (meta["status"], meta["exit_code"]) == ("interrupted", 143)
+    flushed = notify("--flush", "--json")
+    assert flushed.returncode == 0, flushed.stderr
+    summary = json.loads(flushed.stdout)
+    assert (summary["backlog_sent"], summary["pending"]) == (1, 0)
+    assert sent_texts(fake) == ["mid-send", "mid-send"]  # a possible duplicate, never a loss
 
 
 def test_outbox_location_setting_and_a_corrupt_outbox_is_exit_3_naming_it(notify, fake, workdir):
