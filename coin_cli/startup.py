@@ -1,4 +1,7 @@
-"""Process start-up: the `coin` entry point, and pausing the cyclic garbage collector.
+"""Process start-up: the `coin` entry point, SIGTERM, and pausing the cyclic garbage collector.
+
+SIGTERM (cron's `timeout`, systemd) raises `Terminated`, a KeyboardInterrupt: it unwinds like
+Ctrl-C, so what a command has done is kept and its run finalised (exit 143).
 
 Importing Typer, pydantic, rich or python-telegram-bot creates a few hundred thousand objects
 (classes, functions, module dicts) that live as long as the process and are never garbage;
