@@ -194,21 +194,27 @@ def test_same_seed_same_data_same_numbers(trained: tuple[Path, Path, dict]) -> N
 
 # ---- Ctrl-C -> checkpoint, interrupted; --resume continues ---------------------------------------
 
-def test_sigterm_checkpoints_like_ctrl_c(tmp_path: Path) -> None:
-    # systemd / cron `timeout` stop with SIGTERM: Python's default died without the checkpoint.
+def _stop_training_mid_learn(tmp_path: Path, sig: int) -> tuple[int, str, str]:
+    """Start a long `coin train`, send `sig` once it is inside model.learn: (exit code, stdout, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "train", "--timesteps", "1000000"], cwd=tmp_path,
                             env=clean_env(FAST), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*-train-*/folds/0")):
             time.sleep(0.2)
-        time.sleep(3.0)  # inside model.learn by now
-        proc.send_signal(signal.SIGTERM)
+        time.sleep(3.0)  # well inside model.learn by now
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143, err
+    return proc.returncode, out, err
+
+
+def test_sigterm_checkpoints_like_ctrl_c(tmp_path: Path) -> None:
+    # systemd / cron `timeout` stop with SIGTERM: Python's default died without the checkpoint.
+    code, out, err = _stop_training_mid_learn(tmp_path, signal.SIGTERM)
+    assert code == 143, err
     assert "error: terminated (SIGTERM)" in err
     (run,) = _runs(tmp_path)
     assert last_line(out) == run.name
@@ -218,19 +224,8 @@ def test_sigterm_checkpoints_like_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "train", "--timesteps", "1000000"], cwd=tmp_path,
-                            env=clean_env(FAST), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*-train-*/folds/0")):
-            time.sleep(0.2)
-        time.sleep(3.0)  # well inside model.learn by now
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, out, err = _stop_training_mid_learn(tmp_path, signal.SIGINT)
+    assert code == 130, err
     assert "error: interrupted" in err
     (run,) = _runs(tmp_path)
     assert last_line(out) == run.name
