@@ -67,7 +67,7 @@ class Endpoint:
 
 class FakeBinance:
     def __init__(self, host: str = "127.0.0.1", weight_limit: int = 6000, ban_after_429s: int = 5,
-                 modules: tuple[str, ...] = ("market",)):
+                 modules: tuple[str, ...] = ("market", "exchange_info", "streams"), heartbeat: float = 20.0):
         self.host = host
         self.port = 0
         self.weight_limit = weight_limit
@@ -77,6 +77,12 @@ class FakeBinance:
         self.faults: list[Fault] = []
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.state: dict[str, Any] = {}    # modules keep their data here
+        self.heartbeat = heartbeat         # WebSocket ping period (s); a client must pong within half of it
+        self.routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.streams: Any = None           # the market streams' control (streams.py)
+        self._sites: list[web.TCPSite] = []
+        self._refusing = False
         self._lock = threading.RLock()
         self._window = -1
         self._used = 0
@@ -98,6 +104,16 @@ class FakeBinance:
     def api_url(self) -> str:
         """What `binance.api_url` must be set to (python-binance appends /v3/<path>)."""
         return f"{self.base_url}/api"
+
+    @property
+    def stream_url(self) -> str:
+        """What `binance.stream_url` / BinanceSocketManager.STREAM_URL must be (ends with `/`)."""
+        return f"ws://{self.host}:{self.port}/"
+
+    @property
+    def ws_api_url(self) -> str:
+        """What `binance.ws_api_url` / AsyncClient.WS_API_URL must be."""
+        return f"ws://{self.host}:{self.port}/ws-api/v3"
 
     def endpoint(self, method: str, path: str, weight: int | Callable[[dict[str, str]], int] = 1
                  ) -> Callable[[Handler], Handler]:
@@ -140,6 +156,8 @@ class FakeBinance:
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/_control/{action}", self._control)
+        for method, path, handler in self.routes:
+            app.router.add_route(method, path, handler)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -249,8 +267,14 @@ class FakeBinance:
             self.preload_weight(int(body["used"]), body.get("minute"))
         elif action == "reset":
             self.reset()
+        elif action == "refuse":
+            await self._set_refusing(True, body.get("seconds"))
+        elif action == "accept":
+            await self._set_refusing(False)
         elif action in CONTROL_ACTIONS:
-            CONTROL_ACTIONS[action](self, body)
+            result = CONTROL_ACTIONS[action](self, body)
+            if result is not None:
+                return web.json_response({"ok": True, "result": result})
         else:
             return web.json_response({"ok": False, "error": f"unknown control action {action}"}, status=404)
         return web.json_response({"ok": True})
@@ -260,14 +284,78 @@ class FakeBinance:
         # a short shutdown: a test that injected a slow answer must not wait for it at teardown
         self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port)
+        self._loop = asyncio.get_running_loop()
+        await self._listen(port)
+        return self
+
+    async def _listen(self, port: int) -> None:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, self.host, port, reuse_address=True)
         await site.start()
         server = getattr(site, "_server", None)
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
-        return self
+        self._sites.append(site)
+
+    # ---- market unreachable ---------------------------------------------------------------------
+    def refuse_connections(self, seconds: float | None = None) -> None:
+        """Stop listening (new connections are refused; open ones stay) for `seconds`, or until
+        `accept_connections()`. Takes effect before this returns. Over HTTP: POST /_control/refuse
+        {"seconds": S} (give S: the control endpoint is on the same port)."""
+        self._call_in_loop(lambda: self._refuse(seconds))
+
+    def accept_connections(self) -> None:
+        """Listen again on the same port (from the fake's own loop: on its next turn)."""
+        self._call_in_loop(lambda: asyncio.ensure_future(self._accept()))
+
+    def _refuse(self, seconds: float | None) -> None:
+        if self._refusing:
+            return
+        self._refusing = True
+        for site in self._sites:
+            server = getattr(site, "_server", None)
+            if server is not None:
+                server.close()  # closes the listening socket at once; accepted connections stay
+        self._sites.clear()
+        if seconds is not None:
+            asyncio.get_running_loop().call_later(float(seconds), lambda: asyncio.ensure_future(self._accept()))
+
+    async def _accept(self) -> None:
+        if self._refusing and self._runner is not None:
+            self._refusing = False
+            await self._listen(self.port)
+
+    async def _set_refusing(self, refuse: bool, seconds: float | None = None) -> None:
+        if refuse:
+            self._refuse(seconds)
+        else:
+            await self._accept()
+
+    def _call_in_loop(self, fn: Callable[[], Any]) -> None:
+        """Call `fn` on the fake's loop: directly if we are on it, else from this thread and wait."""
+        assert self._loop is not None, "fake Binance is not started"
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            fn()
+            return
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(call)
+        done.wait(10)
 
     async def stop(self) -> None:
+        for hook in self.on_stop:
+            await hook()
+        self._sites.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
