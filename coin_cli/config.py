@@ -135,6 +135,12 @@ class RiskConfig(Section):
     reconcile_tolerance: Fraction = 0.01
 
 
+class MonitoringConfig(Section):
+    drift_window: PositiveInt = 500
+    drift_threshold: PositiveFloat = 0.25
+    stream_down_after: NonNegFloat = 30.0
+
+
 class BinanceConfig(Section):
     api_url: str = "https://api.binance.com/api"
     stream_url: str = "wss://stream.binance.com:9443/"
@@ -169,6 +175,7 @@ class Settings(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     trade: TradeConfig = Field(default_factory=TradeConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     binance: BinanceConfig = Field(default_factory=BinanceConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
 
