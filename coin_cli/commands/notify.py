@@ -26,10 +26,10 @@ def notify(
     json_mode: bool = JSON_OPTION,
 ) -> None:
     """Send a Telegram message; undelivered messages stay in the outbox (exit 4) and go out first next time."""
-    from coin_cli.startup import collector_paused
+    from coin_cli.gcpause import collector_paused
 
     # A short-lived process: a send leaves ~40 cyclic objects for the collector (1.5 MB over 200
-    # messages), so it runs with the collector paused (coin_cli/startup.py).
+    # messages), so it runs with the collector paused (coin_cli/gcpause.py).
     with collector_paused():
         _notify(ctx, text, code, silent, stdin, parse_mode, flush, json_mode)
 

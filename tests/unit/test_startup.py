@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coin_cli.startup import collector_paused
+from coin_cli.gcpause import collector_paused
 from tests.conftest import clean_env
 
 
