@@ -85,3 +85,28 @@ def _baseline(name: str, settings: Settings) -> Any:
 
     return baseline_from_settings(name, settings)
 
+
+
+def policy_identity(name: str, settings: Settings) -> str:
+    """What the policy `name` is, for a ledger's identity: a baseline with the parameters it reads,
+    a trained model as its run id and the sha256 of its weights (a retrained model in the same
+    folder is another strategy)."""
+    key = name.strip()
+    base = key.lower()
+    p = settings.policy
+    if base == "voltarget":
+        return f"voltarget(target_vol={p.target_vol!r}, vol_feature={p.vol_feature}, max_weight={p.max_weight!r})"
+    if base == "buyhold":
+        return f"buyhold(max_weight={p.max_weight!r})"
+    if base in BASELINES:
+        return base
+    import hashlib
+
+    from coin_cli.agents.sb3 import POLICY_FILE
+
+    path = Path(settings.paths.runs_dir) / key / POLICY_FILE
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the model ({exc.strerror})") from None
+    return f"{key} (model sha256 {digest[:16]})"

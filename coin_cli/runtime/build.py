@@ -12,6 +12,7 @@ later decision -- are bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,10 +145,27 @@ class Runtime:
             close(5.0)
 
 
-def default_state_path(settings: Settings, symbol: str, interval: str, mode: str) -> Path:
+def default_state_path(settings: Settings, identity: StateIdentity) -> Path:
+    """trade.state_file, else one file per ledger identity: the policy's name and a short hash of
+    the whole identity are in the name, so another policy or fee never resumes this ledger."""
     if settings.trade.state_file is not None:
         return Path(settings.trade.state_file)
-    return Path(settings.paths.runs_dir) / "state" / f"{settings.trade.strategy_id}-{symbol}-{interval}-{mode}.sqlite"
+    i = identity
+    policy = re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.trade.policy.strip())[:40] or "policy"
+    return (Path(settings.paths.runs_dir) / "state"
+            / f"{i.strategy_id}-{i.symbol}-{i.interval}-{i.mode}-{policy}-{i.short_hash()}.sqlite")
+
+
+def ledger_identity(settings: Settings, execution: Any) -> StateIdentity:
+    """The identity of the ledger `settings` trade into, from the ExecutionModel's parameters
+    (exchange filters fed into the model change it by themselves)."""
+    from coin_cli.agents.loader import policy_identity
+    from coin_cli.data.schema import normalize_interval
+
+    return StateIdentity.for_runtime(settings.data.symbol, normalize_interval(settings.data.interval),
+                                     settings.trade.mode, settings.trade.strategy_id,
+                                     policy_identity(settings.trade.policy, settings), execution,
+                                     settings.env.initial_cash)
 
 
 def check_mode(mode: str) -> None:
@@ -223,20 +241,14 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
 
     portfolio = Portfolio(execution, settings.env.initial_cash)
     broker = (broker_factory or PaperBroker)(execution, portfolio)
-    state = StateStore(default_state_path(settings, symbol, interval, mode),
-                       StateIdentity(symbol, interval, mode, strategy_id), durable=bool(broker.external))
+    identity = ledger_identity(settings, execution)
+    state = StateStore(default_state_path(settings, identity), identity, durable=bool(broker.external))
     try:
         cp = state.load()
         risk = RiskManager(limits)
         if cp is not None:
             portfolio.restore(cp)
             risk.restore(cp)
-        meta = state.meta()
-        if "initial_cash" in meta:  # the ledger's own start, whatever env.initial_cash says now
-            portfolio.initial_cash = float(meta["initial_cash"])
-        else:
-            state.set_meta("initial_cash", repr(settings.env.initial_cash))
-        state.set_meta("policy", settings.trade.policy)
 
         arrays, data_info = load_replay_candles(settings, request, cp.first_bar if cp else None)
         provider = ArrayCandleProvider(arrays)

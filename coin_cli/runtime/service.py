@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coin_cli.errors import LockHeldError
 from coin_cli.runs import file_lock
-from coin_cli.runtime.build import Runtime, TradeRequest, build_runtime, check_mode, default_state_path
+from coin_cli.runtime.build import Runtime, TradeRequest, build_runtime, check_mode
 
 if TYPE_CHECKING:
     from coin_cli.config import Settings
@@ -156,9 +155,3 @@ def _iso(ms: int | None) -> str | None:
 
     return ms_to_iso(ms)
 
-
-def state_path_for(settings: Settings) -> Path:
-    from coin_cli.data.schema import normalize_interval
-
-    return default_state_path(settings, settings.data.symbol, normalize_interval(settings.data.interval),
-                              settings.trade.mode)

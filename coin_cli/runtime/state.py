@@ -18,6 +18,8 @@ the quick check is a DataError (exit 3): it is never replaced.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import sqlite3
 import time
@@ -97,15 +99,40 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class StateIdentity:
-    """What a state file belongs to; resuming it under another identity is refused."""
+    """Everything that gives a ledger its meaning: the market, the mode, the strategy id, the
+    policy (a trained one with its model's hash), the execution parameters and the initial cash.
+    A state file is resumed only under an equal identity; any difference is refused, never
+    continued. `execution` is every ExecutionParams field, so a new filter joins it by itself."""
 
     symbol: str
     interval: str
     mode: str
     strategy_id: str
+    policy: str = ""
+    execution: str = ""
+    initial_cash: str = ""
+
+    @classmethod
+    def for_runtime(cls, symbol: str, interval: str, mode: str, strategy_id: str, policy: str,
+                    execution: Any, initial_cash: float) -> StateIdentity:
+        """From the ExecutionModel's parameters (`execution.params`, a dataclass) and the rest."""
+        params = execution.params
+        parts = (f"{f.name}={getattr(params, f.name)!r}" for f in fields(params))
+        return cls(symbol, interval, mode, strategy_id, policy, " ".join(parts), repr(float(initial_cash)))
+
+    def short_hash(self) -> str:
+        """8 hex digits of the whole identity: tells two ledgers of one market apart by file name."""
+        canon = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(canon).hexdigest()[:8]
 
     def describe(self) -> str:
-        return f"{self.symbol} {self.interval} {self.mode} (strategy {self.strategy_id})"
+        text = f"{self.symbol} {self.interval} {self.mode} (strategy {self.strategy_id})"
+        if self.policy or self.execution or self.initial_cash:
+            text += f", policy {self.policy or '?'}, {self.execution or '?'}, initial_cash {self.initial_cash or '?'}"
+        return text
+
+    def differences(self, other: StateIdentity) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
 class StateStore:
@@ -186,8 +213,10 @@ class StateStore:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         stored = StateIdentity(**{f.name: meta.get(f.name, "?") for f in fields(StateIdentity)})
         if stored != self.identity:
+            differ = ", ".join(stored.differences(self.identity))
             raise UsageError(f"{self.path}: this state file belongs to {stored.describe()}, not "
-                             f"{self.identity.describe()}; use another --state-file")
+                             f"{self.identity.describe()} (they differ in {differ}); "
+                             "a ledger never continues under another identity: use another --state-file")
 
     # ---- reading ------------------------------------------------------------------------------
 

@@ -139,3 +139,22 @@ def test_another_symbol_cannot_resume_this_ledger(tmp_path: Path) -> None:
     StateStore(path, IDENT).close()
     with pytest.raises(UsageError, match="belongs to BTCUSDT 1h replay"):
         StateStore(path, StateIdentity("ETHUSDT", "1h", "replay", "coin"))
+
+
+def test_every_identity_field_is_checked_and_named(tmp_path: Path) -> None:
+    from coin_cli.env.execution import ExecutionModel, ExecutionParams
+
+    def ident(policy: str = "voltarget", fee: float = 10.0, cash: float = 10_000.0) -> StateIdentity:
+        return StateIdentity.for_runtime("BTCUSDT", "1h", "replay", "coin", policy,
+                                         ExecutionModel(ExecutionParams(fee_bps=fee)), cash)
+
+    path = tmp_path / "s.sqlite"
+    StateStore(path, ident()).close()
+    StateStore(path, ident()).close()                      # the same identity resumes
+    for other, field in ((ident(policy="buyhold"), "policy"), (ident(fee=11.0), "execution"),
+                         (ident(cash=5_000.0), "initial_cash")):
+        with pytest.raises(UsageError, match=f"differ in {field}"):
+            StateStore(path, other)
+    assert len({ident().short_hash(), ident(fee=11.0).short_hash(), ident(policy="flat").short_hash()}) == 3
+    with pytest.raises(UsageError, match="differ in policy, execution, initial_cash"):
+        StateStore(path, IDENT)                            # a ledger written before the identity grew
