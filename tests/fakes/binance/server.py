@@ -67,7 +67,8 @@ class Endpoint:
 
 class FakeBinance:
     def __init__(self, host: str = "127.0.0.1", weight_limit: int = 6000, ban_after_429s: int = 5,
-                 modules: tuple[str, ...] = ("market", "exchange_info", "streams"), heartbeat: float = 20.0):
+                 modules: tuple[str, ...] = ("market", "exchange_info", "streams", "orders_api", "ws_api"),
+                 heartbeat: float = 20.0):
         self.host = host
         self.port = 0
         self.weight_limit = weight_limit
@@ -81,6 +82,8 @@ class FakeBinance:
         self.routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
         self.streams: Any = None           # the market streams' control (streams.py)
+        self.orders: Any = None            # the matching engine (orders.py)
+        self.ws_api: Any = None            # the WebSocket API / user data stream (ws_api.py)
         self._sites: list[web.TCPSite] = []
         self._refusing = False
         self._lock = threading.RLock()
