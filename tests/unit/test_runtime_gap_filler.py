@@ -6,7 +6,8 @@ import asyncio
 
 import numpy as np
 
-from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream
+from coin_cli.errors import DataError
+from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, GapFilled
 from coin_cli.runtime.gap_filler import ArrayCandleProvider, GapFiller
 from coin_cli.runtime.sources import CandleArrays, ReplaySource
 
@@ -75,3 +76,79 @@ def test_replay_source_batches_resume_point_and_max_bars() -> None:
     assert all(isinstance(item, CandleBatch) for item in items[:-1])
     assert _opens(candles) == list(range(100, 1100))
     assert candles[0].close == arrays.close[100] and candles[0]["close"] == arrays.close[100]
+
+
+# ---- live: the fill runs in a task, the loop keeps taking events --------------------------------
+
+class _SlowRest:
+    """An async provider over bars 0..`upto`: waits `delay` s, fails the first `failures` calls."""
+
+    def __init__(self, upto: int, delay: float = 0.05, failures: int = 0) -> None:
+        self.upto, self.delay, self.failures = upto, delay, failures
+        self.calls: list[tuple[int, int]] = []
+
+    async def fetch_closed(self, start_ms: int, end_ms: int) -> list[Candle]:
+        self.calls.append((start_ms, end_ms))
+        await asyncio.sleep(self.delay)
+        if self.failures:
+            self.failures -= 1
+            raise DataError("HTTP 503")
+        return [_candle(i) for i in range(self.upto + 1) if start_ms <= i * STEP < end_ms]
+
+
+async def _drain(gf: GapFiller, queue: asyncio.Queue, events: list[Candle]) -> list[int]:
+    """Feed `events` as a stream would while the fill task runs; collect what the loop processes."""
+    out: list[int] = []
+    for c in events:
+        out += _opens(gf.admit(c))
+        await asyncio.sleep(0)
+    while gf.filling:
+        assert isinstance(await asyncio.wait_for(queue.get(), 5), GapFilled)
+        out += _opens(gf.complete())
+    return out
+
+
+def test_live_gap_fetched_in_a_task_while_candles_are_held() -> None:
+    async def main() -> tuple[list[int], GapFiller, _SlowRest]:
+        rest = _SlowRest(upto=9)
+        gf = GapFiller(None, next_open=2 * STEP, fetcher=rest)
+        queue: asyncio.Queue = asyncio.Queue()
+        gf.attach(queue)
+        # bar 6 reveals the gap 2..5; 7, a repeat of 7, 8 arrive before the fetch returns
+        return await _drain(gf, queue, [_candle(6), _candle(7), _candle(7), _candle(8)]), gf, rest
+
+    out, gf, rest = asyncio.run(main())
+    assert out == [2, 3, 4, 5, 6, 7, 8]
+    assert rest.calls == [(2 * STEP, 6 * STEP)]
+    assert gf.stats()["duplicates_dropped"] == 1 and gf.filled == 4 and gf.next_open == 9 * STEP
+
+
+def test_reconnect_fill_drops_the_open_bar_and_retries_a_failing_rest(monkeypatch) -> None:
+    import coin_cli.runtime.gap_filler as gap_filler
+
+    monkeypatch.setattr(gap_filler, "FILL_RETRY_S", (0.01,))
+
+    async def main() -> tuple[list[int], GapFiller]:
+        rest = _SlowRest(upto=5, failures=2)   # bar 6 is still open at "now": REST has up to 5
+        gf = GapFiller(None, next_open=2 * STEP, fetcher=rest)
+        queue: asyncio.Queue = asyncio.Queue()
+        gf.attach(queue)
+        assert gf.request_fill(6 * STEP + STEP // 2)      # StreamStatus(up) at 6.5 intervals
+        # the open kline of 6, then its close, then a reordered 8 before 7
+        return await _drain(gf, queue, [_candle(6, closed=False), _candle(6), _candle(8), _candle(7)]), gf
+
+    out, gf = asyncio.run(main())
+    assert out == [2, 3, 4, 5, 6, 7, 8]
+    assert gf.fill_failures == 2 and gf.not_closed == 1
+
+
+def test_a_hole_after_the_fill_starts_the_next_fill() -> None:
+    async def main() -> list[int]:
+        rest = _SlowRest(upto=12)
+        gf = GapFiller(None, next_open=2 * STEP, fetcher=rest)
+        queue: asyncio.Queue = asyncio.Queue()
+        gf.attach(queue)
+        # 4 opens the first fill (2..3); 9 arrives meanwhile: 5..8 missing too, fetched next
+        return await _drain(gf, queue, [_candle(4), _candle(9)])
+
+    assert asyncio.run(main()) == list(range(2, 10))
