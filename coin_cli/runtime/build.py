@@ -3,10 +3,16 @@
 market source -> GapFiller -> OnlineFeatureEngine -> policy -> RiskManager -> OrderManager ->
 broker -> StateStore -> MetricsLogger / AlertEngine (-> notifier).
 
+Warm-up: the feature engine first sees the `ready` bars stored before the first bar the ledger
+trades (features.warmup + env.lookback of them, fewer when the store has fewer), so the first bar
+already decides: `--mode replay --from X` warms on the stored bars before X, paper on the history
+up to now (fetched over REST when the store lacks it, paper.py). Paper from bar X to Y and a
+replay --from X --to Y on a fresh ledger are therefore one computation.
+
 A restart resumes from the state file: balances, risk state and the pending decision come back
-from the last commit, and the feature engine is re-warmed over every bar the ledger processed
-(first_bar .. last_bar, from the candle provider), so its running sums -- and therefore every
-later decision -- are bit-identical to an uninterrupted run.
+from the last commit, and the feature engine is re-warmed over the same warm-up bars and every
+bar the ledger processed (first_bar .. last_bar, from the candle provider), so its running sums
+-- and therefore every later decision -- are bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from coin_cli.monitoring.metrics import MetricsLogger
 from coin_cli.runtime.brokers import PaperBroker
 from coin_cli.runtime.gap_filler import ArrayCandleProvider, GapFiller
 from coin_cli.runtime.orders import OrderManager, check_strategy_id
+from coin_cli.runtime.paper import SOURCE as SOURCE_PAPER
+from coin_cli.runtime.paper import CandleRecorder, StoreRestFetcher, market_source, now_ms, prepare_market
 from coin_cli.runtime.portfolio import Portfolio
 from coin_cli.runtime.risk import ACTIVE, HALTED, RiskLimits, RiskManager
-from coin_cli.runtime.sources import ReplaySource
+from coin_cli.runtime.sources import ReplaySource, StreamHealth
 from coin_cli.runtime.state import Checkpoint, StateIdentity, StateStore
 
 if TYPE_CHECKING:
@@ -49,6 +57,7 @@ class TradeRequest:
     start_ms: int | None = None
     end_ms: int | None = None
     max_bars: int | None = None
+    duration_s: float | None = None
     reset_halt: bool = False
 
 
@@ -83,12 +92,15 @@ class Runtime:
         self.rejected = 0
         self.done = False
         self.stop_requested: int | None = None
+        self.duration_s: float | None = None
         self.drawdown_alert_on = False
         self.stale_alert_on = False
         self._processor: Callable[[Any], None] | None = None
         self.in_bar = False   # True once an exception left a bar half processed: never commit then
         self.last_metrics_us = 0
         self.data_info: dict[str, Any] = {}
+        self.stream = StreamHealth(alerts, 0.0)
+        self.recorder: Any = None   # paper: appends the stream's closed candles to the store
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
         self.ready_count = features.warmup + lookback
 
@@ -120,6 +132,8 @@ class Runtime:
         return cp
 
     def commit(self) -> None:
+        if self.recorder is not None:  # the candles first: a restart re-warms from the store
+            self.recorder.flush()
         self.state.commit(self.checkpoint())
         self.committed_run = self.bars_run
 
@@ -135,7 +149,7 @@ class Runtime:
                 "last_bar": self.last_bar, "bars": self.bars_run, "equity": pf.equity, "cash": pf.cash,
                 "qty": pf.qty, "weight": pf.weight, "drawdown": self.risk.drawdown,
                 "max_drawdown": self.risk.max_drawdown_seen, "risk_state": self.risk.state, "trades": pf.trades,
-                "fees": pf.fees, "alerts": self.alerts.total}
+                "fees": pf.fees, "alerts": self.alerts.total, "stream": self.stream.describe()}
 
     def close(self) -> None:
         self.metrics.close()
@@ -169,9 +183,6 @@ def ledger_identity(settings: Settings, execution: Any) -> StateIdentity:
 
 
 def check_mode(mode: str) -> None:
-    if mode == "paper":
-        raise UsageError("--mode paper needs live market data (the Binance kline stream), which is not built yet; "
-                         "use --mode replay")
     if mode == "live":
         raise UsageError("--mode live needs the Binance broker, API keys and an explicit opt-in, which are not "
                          "built yet; use --mode replay")
@@ -179,10 +190,9 @@ def check_mode(mode: str) -> None:
         raise UsageError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
 
 
-def load_replay_candles(settings: Settings, request: TradeRequest, first_bar: int | None
-                        ) -> tuple[CandleArrays, dict[str, Any]]:
-    """The candles a replay runs over: --from/--to from the store, else load_or_bootstrap.
-    A resumed ledger also needs the bars it already processed (to re-warm the features)."""
+def load_replay_candles(settings: Settings, request: TradeRequest) -> tuple[CandleArrays, dict[str, Any]]:
+    """The candles a replay runs over: --from/--to from the store (with the bars before --from,
+    which warm the features; a resumed ledger re-warms on them too), else load_or_bootstrap."""
     from coin_cli.data.service import load_or_bootstrap, store_for
     from coin_cli.runtime.sources import CandleArrays
 
@@ -191,12 +201,9 @@ def load_replay_candles(settings: Settings, request: TradeRequest, first_bar: in
     if request.start_ms is None and request.end_ms is None:
         frame, manifest, generated = load_or_bootstrap(settings)
         info.update(generated=generated, source=manifest.get("source"))
-    else:
+    else:  # from the store's start: the bars before --from warm the features
         store = store_for(settings)
-        start = request.start_ms
-        if first_bar is not None and start is not None and first_bar < start:
-            start = first_bar
-        frame = store.read(d.symbol, d.interval, start, request.end_ms)
+        frame = store.read(d.symbol, d.interval, None, request.end_ms)
         info["source"] = (store.manifest(d.symbol, d.interval) or {}).get("source")
     arrays = CandleArrays.from_frame(frame)
     del frame
@@ -239,6 +246,9 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     execution = ExecutionModel(ExecutionParams.from_settings(settings))
     limits = RiskLimits.from_settings(settings, interval_ms(interval))
 
+    market = None
+    if mode == "paper":  # reach the market before the ledger is touched: unreachable is exit 4, nothing written
+        market = prepare_market(settings, features.warmup + settings.env.lookback)
     portfolio = Portfolio(execution, settings.env.initial_cash)
     broker = (broker_factory or PaperBroker)(execution, portfolio)
     identity = ledger_identity(settings, execution)
@@ -250,13 +260,23 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
             portfolio.restore(cp)
             risk.restore(cp)
 
-        arrays, data_info = load_replay_candles(settings, request, cp.first_bar if cp else None)
-        provider = ArrayCandleProvider(arrays)
-        gap_filler = GapFiller(provider, _rewarm(features, obs_window, provider, cp))
-        after = cp.last_bar if cp is not None else None
-        if after is None and request.start_ms is not None:
-            after = request.start_ms - 1
-        source = ReplaySource(arrays, after=after, max_bars=request.max_bars, speed=settings.trade.speed)
+        ready = features.warmup + settings.env.lookback
+        if market is not None:  # paper: the store brought up to now, then the kline stream
+            writer, arrays, _now = market
+            data_info = {"generated": False, "source": SOURCE_PAPER, "rows": len(arrays)}
+            first = cp.first_bar if cp is not None and cp.first_bar is not None else int(arrays.close_time[-1]) + 1
+            next_open = _warm_up(features, obs_window, arrays, first, ready, cp)
+            gap_filler = GapFiller(None, next_open, fetcher=StoreRestFetcher(settings, writer))
+            source = market_source(settings, symbol, interval)
+        else:
+            arrays, data_info = load_replay_candles(settings, request)
+            first = cp.first_bar if cp is not None and cp.first_bar is not None else request.start_ms
+            next_open = _warm_up(features, obs_window, arrays, first, ready, cp)
+            gap_filler = GapFiller(ArrayCandleProvider(arrays), next_open if cp is not None else None)
+            after = cp.last_bar if cp is not None else None
+            if after is None and request.start_ms is not None:
+                after = request.start_ms - 1
+            source = ReplaySource(arrays, after=after, max_bars=request.max_bars, speed=settings.trade.speed)
 
         orders = OrderManager(strategy_id, symbol, execution, risk, order_seq=cp.order_seq if cp else 0)
         labels = {"symbol": symbol, "interval": interval, "mode": mode, "strategy": strategy_id}
@@ -278,6 +298,11 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
                      checkpoint=cp, max_bars=request.max_bars, commit_every=REPLAY_COMMIT_EVERY,
                      lookback=settings.env.lookback)
         rt.data_info = data_info
+        rt.stream = StreamHealth(alerts, settings.monitoring.stream_down_after)
+        if market is not None:
+            rt.clock = now_ms
+            rt.recorder = CandleRecorder(market[0])
+            rt.duration_s = request.duration_s
         if risk.state == HALTED and cp is not None:
             alerts.risk_changed(cp.risk_since_bar, ACTIVE, HALTED,
                                 f"still halted since bar {cp.risk_since_bar}: {cp.risk_reason}")
@@ -289,22 +314,30 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         raise
 
 
-def _rewarm(features: Any, obs_window: Any, provider: Any, cp: Checkpoint | None) -> int | None:
-    """Feed the feature engine every bar the ledger already processed; the next expected open."""
-    if cp is None or cp.last_bar is None or cp.first_bar is None:
+def _warm_up(features: Any, obs_window: Any, arrays: CandleArrays, first_traded: int | None, ready: int,
+             cp: Checkpoint | None) -> int | None:
+    """Feed the feature engine the `ready` stored bars before the first bar the ledger trades, then
+    every bar the ledger already processed (a restart); returns the next expected open."""
+    import numpy as np
+
+    if first_traded is None:  # a replay from the store's first bar: TradingEnv's own warm-up
         return None
-    candles = provider.closed_candles(cp.first_bar, cp.last_bar + 1)
-    if not candles or candles[-1].open_time != cp.last_bar:
-        raise DataError(f"the state file's last processed bar {cp.last_bar} is not in the candle data any more; "
-                        "cannot rebuild the features it decided on")
-    if len(candles) != cp.bars:
-        log.warning("re-warming features over %d stored candles, the ledger processed %d bars", len(candles), cp.bars)
+    i = int(np.searchsorted(arrays.open_time, first_traded, side="left"))
+    candles = arrays.candles(max(0, i - ready), i)
+    if cp is not None and cp.last_bar is not None and cp.first_bar is not None:
+        done = arrays.candles(i, int(np.searchsorted(arrays.open_time, cp.last_bar, side="right")))
+        if not done or done[-1].open_time != cp.last_bar or done[0].open_time != cp.first_bar:
+            raise DataError(f"the state file's bars {cp.first_bar}..{cp.last_bar} are not all in the candle data any "
+                            "more; cannot rebuild the features it decided on")
+        if len(done) != cp.bars:
+            log.warning("re-warming features over %d stored candles, the ledger processed %d bars", len(done), cp.bars)
+        candles += done
     update = features.update
     for c in candles:
         row = update(c)
         if obs_window is not None:
             obs_window.push(row)
-    return candles[-1].close_time + 1
+    return candles[-1].close_time + 1 if candles else first_traded
 
 
 def _resolve_policy(settings: Settings) -> Any:

@@ -108,10 +108,17 @@ class EndOfStream:
         self.error = error
 
 
+class GapFilled:
+    """Put by GapFiller's fill task when the missing bars are fetched: the consumer then takes
+    them (and the candles held meanwhile) from `GapFiller.complete()`."""
+
+    __slots__ = ()
+
+
 class Wakeup:
     """Put by a signal handler so a consumer waiting on a quiet stream notices the stop."""
 
     __slots__ = ()
 
 
-MarketEvent = Candle | CandleBatch | StreamStatus | EndOfStream | Wakeup
+MarketEvent = Candle | CandleBatch | StreamStatus | EndOfStream | GapFilled | Wakeup

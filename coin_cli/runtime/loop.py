@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from coin_cli.runtime.brokers.base import OrderRejected
-from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, MarketEvent, StreamStatus, Wakeup
+from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, GapFilled, MarketEvent, StreamStatus, Wakeup
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,24 +45,38 @@ def process_market_event(rt: Runtime, event: MarketEvent) -> None:
     if kind is CandleBatch:
         _process_columns(rt, event.columns)  # type: ignore[union-attr]
     elif kind is Candle:
-        process = rt.bar_processor()
-        try:
-            for bar in rt.gap_filler.admit(event):  # type: ignore[arg-type]
-                process(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.close_time)
-                if rt.stop_requested or rt.bars_run >= rt.max_bars:
-                    return
-        except BaseException:
-            rt.in_bar = True   # a bar may be half processed: commit_if_clean must not commit it
-            raise
+        _process_candles(rt, rt.gap_filler.admit(event))  # type: ignore[arg-type]
+    elif kind is GapFilled:
+        _process_candles(rt, rt.gap_filler.complete())
     elif kind is StreamStatus:
         if event.up:  # type: ignore[union-attr]
-            rt.alerts.stream_up()
+            rt.stream.up()
+            # every bar that closed while the socket was down, fetched in a task (never awaited here)
+            rt.gap_filler.request_fill(int(time.time() * 1000))
         else:
-            rt.alerts.stream_down(event.detail or rt.source.name)  # type: ignore[union-attr]
+            rt.stream.down(event.detail or rt.source.name)  # type: ignore[union-attr]
     elif kind is EndOfStream:
         rt.done = True
         if event.error is not None:  # type: ignore[union-attr]
             raise event.error  # type: ignore[union-attr]
+
+
+def _process_candles(rt: Runtime, bars: Any) -> None:
+    """Single candles from a live source (or a finished gap fill), already admitted in order."""
+    if not bars:
+        return
+    process = rt.bar_processor()
+    record = rt.recorder.add if rt.recorder is not None else None
+    try:
+        for bar in bars:
+            process(bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.close_time)
+            if record is not None:
+                record(bar)
+            if rt.stop_requested or rt.bars_run >= rt.max_bars:
+                return
+    except BaseException:
+        rt.in_bar = True   # a bar may be half processed: commit_if_clean must not commit it
+        raise
 
 
 def _process_columns(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
@@ -293,15 +307,33 @@ async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None
             loop.call_soon_threadsafe(_wake, queue)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    gap_filler = rt.gap_filler
+    gap_filler.attach(queue)
+    if rt.clock is not None:  # live: what closed since the last bar (a restart, the warm-up fetch) first
+        gap_filler.request_fill(rt.clock())
     feeder = asyncio.create_task(_feed(rt, queue))
+    timer = loop.call_later(rt.duration_s, _time_up, rt, queue) if rt.duration_s else None
     try:
         await consume(rt, queue, status)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         feeder.cancel()
+        if timer is not None:
+            timer.cancel()
+        gap_filler.cancel()
+        rt.stream.close()
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
+        closer = getattr(gap_filler.fetcher, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer(), 5.0)
+
+
+def _time_up(rt: Runtime, queue: asyncio.Queue[MarketEvent]) -> None:
+    rt.done = True   # --duration: finish the current bar, commit, stop
+    _wake(queue)
 
 
 def _wake(queue: asyncio.Queue[MarketEvent]) -> None:

@@ -119,3 +119,51 @@ class ReplaySource:
                         await asyncio.sleep(delay)
                 i = j
         await queue.put(EndOfStream("end of replay data"))
+
+
+class StreamHealth:
+    """The market stream's state for the status line, and STREAM_DOWN once it has stayed down
+    for `after_s` seconds (a reconnect that succeeds within it is only logged)."""
+
+    def __init__(self, alerts: Any, after_s: float) -> None:
+        self.alerts = alerts
+        self.after_s = after_s
+        self.down_since: float | None = None
+        self.detail = ""
+        self.drops = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def down(self, detail: str) -> None:
+        if self.down_since is not None:
+            return
+        self.down_since, self.detail = time.monotonic(), detail
+        self.drops += 1
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.after_s <= 0:
+            self._fire()
+        else:
+            self._timer = loop.call_later(self.after_s, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.down_since is not None:
+            self.alerts.stream_down(f"{self.detail} (down {time.monotonic() - self.down_since:.0f}s)")
+
+    def up(self) -> None:
+        self.close()
+        if self.down_since is not None:
+            self.down_since = None
+            self.alerts.stream_up()
+
+    def describe(self) -> str:
+        if self.down_since is None:
+            return "up" if not self.drops else f"up ({self.drops} reconnect{'s' if self.drops > 1 else ''})"
+        return f"down {time.monotonic() - self.down_since:.0f}s"
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -69,10 +69,12 @@ def _last_bar(path: Path) -> int | None:
 
 # ---- modes, --check, gates -----------------------------------------------------------------------
 
-def test_paper_is_the_default_mode_and_is_not_built_yet(coin) -> None:
-    result = coin("trade", "--symbol", "BTCUSDT")
-    assert result.returncode == 2
-    assert "--mode paper needs live market data" in result.stderr
+def test_paper_is_the_default_mode_and_needs_the_market(coin) -> None:
+    # paper (the default) reaches binance.api_url before anything else: a closed port is exit 4
+    result = coin("trade", "--symbol", "BTCUSDT", env={"COIN_BINANCE__API_URL": "http://127.0.0.1:9/api",
+                                                       "COIN_BINANCE__MAX_RETRIES": "0"})
+    assert result.returncode == 4, result.stderr
+    assert "127.0.0.1:9/api" in result.stderr
     live = coin("trade", "--mode", "live")
     assert live.returncode == 2 and "--mode live" in live.stderr
 

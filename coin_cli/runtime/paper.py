@@ -1,0 +1,241 @@
+"""Paper mode's market side: the candle store kept up to date over Binance REST, and the kline stream.
+
+- `prepare_market` runs BEFORE the ledger is opened: it reaches the market (so an unreachable one
+  is an exit 4 with nothing written) and fetches the warm-up history missing from the store up to
+  now, so the features are warm at the first live bar.
+- `StoreRestFetcher` is GapFiller's async provider: the store first, then REST for what the store
+  lacks; what REST returns is merged into the store (full rows, atomically, DatasetWriter).
+- `CandleRecorder` appends the stream's closed candles the runtime processed to the store, in
+  batches flushed just before each ledger commit (a restart then re-warms from the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from coin_cli.runtime.events import Candle
+
+if TYPE_CHECKING:
+    from coin_cli.config import Settings
+    from coin_cli.data.store import DatasetWriter
+    from coin_cli.runtime.sources import CandleArrays
+
+log = logging.getLogger("coin.runtime")
+
+SOURCE = "binance-rest"
+STREAM_SOURCE = "binance-stream"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StoreRestFetcher:
+    """Closed candles for [start, end): from the store's frame, then REST klines for the rest."""
+
+    def __init__(self, settings: Settings, writer: DatasetWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.symbol, self.interval = writer.symbol, writer.interval
+        self.rest_fetches = 0
+
+    async def fetch_closed(self, start_ms: int, end_ms: int) -> list[Candle]:
+        from coin_cli.data.schema import interval_ms
+
+        stored = self.stored(start_ms, end_ms)
+        after = stored[-1].close_time + 1 if stored else start_ms
+        if after + interval_ms(self.interval) <= end_ms + 1:  # a bar may have closed that the store lacks
+            await fetch_into_store(self.settings, self.writer, after, end_ms)
+            self.rest_fetches += 1
+            stored = self.stored(start_ms, end_ms)
+        return stored
+
+    def stored(self, start_ms: int, end_ms: int) -> list[Candle]:
+        frame = self.writer.frame
+        if frame is None or not len(frame):
+            return []
+        from coin_cli.runtime.gap_filler import ArrayCandleProvider
+        from coin_cli.runtime.sources import CandleArrays
+
+        return ArrayCandleProvider(CandleArrays.from_frame(frame)).closed_candles(start_ms, end_ms)
+
+
+async def fetch_into_store(settings: Settings, writer: DatasetWriter, start_ms: int, end_ms: int) -> int:
+    """REST klines with start_ms <= open_time < end_ms merged into `writer` (closed candles only;
+    the 429/418/5xx policy and weight pacing of the downloader). Returns the rows received."""
+    from coin_cli.data.download import KlineDownloader
+
+    if end_ms <= start_ms:
+        return 0
+    b, d = settings.binance, settings.data
+    downloader = KlineDownloader(b.api_url, timeout=b.timeout, max_retries=b.max_retries,
+                                 page_limit=d.download_page_limit, max_weight_per_minute=d.max_weight_per_minute)
+    stats = await downloader.run(writer.symbol, writer.interval, [(start_ms, end_ms - 1)], writer)
+    return stats.rows_received
+
+
+class CandleRecorder:
+    """Closed stream candles the store does not have yet, merged in batches (one atomic write)."""
+
+    def __init__(self, writer: DatasetWriter) -> None:
+        self.writer = writer
+        self.rows: list[Candle] = []
+        self.appended = 0
+        frame = writer.frame
+        self.last_open = int(frame["open_time"].iloc[-1]) if frame is not None and len(frame) else None
+
+    def add(self, candle: Candle) -> None:
+        if self.last_open is None or candle.open_time > self.last_open:
+            self.rows.append(candle)
+            self.last_open = candle.open_time
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        import pandas as pd
+
+        frame = pd.DataFrame([c.as_dict() for c in self.rows])
+        self.writer.add(frame)
+        self.appended += len(self.rows)
+        self.rows = []
+
+
+def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, CandleArrays, int]:
+    """Reach the market and bring the store up to now (at least `warm_bars` closed bars back).
+
+    Returns the store's writer, its candles, and the server-clock now. Raises ExchangeError (exit 4)
+    naming the endpoint when the market cannot be reached; nothing else is touched before."""
+    from coin_cli.data.schema import interval_ms, normalize_interval
+    from coin_cli.data.service import store_for
+    from coin_cli.runtime.sources import CandleArrays
+
+    d = settings.data
+    interval = normalize_interval(d.interval)
+    store = store_for(settings)
+    writer = store.writer(d.symbol, interval, SOURCE, {"by": "coin trade --mode paper"})
+    now = now_ms()
+    step = interval_ms(interval)
+    start = (now // step - warm_bars - 1) * step
+    frame = writer.frame
+    if frame is not None and len(frame):
+        start = max(start, int(frame["close_time"].iloc[-1]) + 1)
+    # always at least one request: it proves the market answers before the ledger is opened
+    asyncio.run(fetch_into_store(settings, writer, min(start, now - step), now))
+    if writer.frame is None or not len(writer.frame):
+        from coin_cli.errors import ExchangeError
+
+        raise ExchangeError(f"{settings.binance.api_url}: no closed {d.symbol} {interval} klines up to now")
+    return writer, CandleArrays.from_frame(writer.frame), now
+
+
+def market_source(settings: Settings, symbol: str, interval: str) -> Any:
+    """The kline stream: MarketDataWS (coin_cli/integrations/binance) once it exists, else ours."""
+    try:
+        from coin_cli.integrations.binance import MarketDataWS  # type: ignore[attr-defined]
+    except ImportError:
+        return KlineStreamSource(settings, symbol, interval)
+    return MarketDataWS.from_settings(settings, symbol, interval)
+
+
+class _Reconnect(Exception):
+    """The socket must be replaced: an in-band error, serverShutdown, or silence past stale_after."""
+
+
+class KlineStreamSource:
+    """Closed klines from python-binance's kline socket (`binance.stream_url`) as `Candle`s, with
+    `StreamStatus` down/up around every reconnect. Used until MarketDataWS
+    (coin_cli/integrations/binance) is importable; same MarketSource protocol.
+
+    A socket is replaced (closed with a timeout: python-binance can hang there) on an in-band
+    `{"e": "error"}`, on serverShutdown, on ReadLoopClosed, or when nothing arrives for
+    `stale_after` seconds (2 intervals); reconnects back off with jitter."""
+
+    name = "binance kline stream"
+    CLOSE_TIMEOUT_S = 2.0
+    BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+    def __init__(self, settings: Settings, symbol: str, interval: str) -> None:
+        from coin_cli.data.schema import interval_ms
+
+        self.settings = settings
+        self.symbol, self.interval = symbol, interval
+        self.stream_url = settings.binance.stream_url if settings.binance.stream_url.endswith("/") \
+            else settings.binance.stream_url + "/"
+        self.stale_s = max(1.0, 2 * interval_ms(interval) / 1000)
+        self.reconnects = 0
+
+    def describe(self) -> str:
+        return f"{self.stream_url}ws/{self.symbol.lower()}@kline_{self.interval}"
+
+    async def run(self, queue: asyncio.Queue[Any]) -> None:
+        import random
+
+        from binance import BinanceSocketManager
+
+        from coin_cli.data.download import client_class
+        from coin_cli.runtime.events import StreamStatus
+
+        b = self.settings.binance
+        client = await client_class(b.api_url).create(requests_params={"timeout": b.timeout})
+        down, attempt = False, 0
+        try:
+            while True:
+                manager = BinanceSocketManager(client, max_queue_size=1000)
+                manager.STREAM_URL = self.stream_url
+                socket = manager.kline_socket(self.symbol, interval=self.interval)
+                try:
+                    await asyncio.wait_for(socket.__aenter__(), b.timeout)
+                    if down:
+                        self.reconnects += 1
+                        await queue.put(StreamStatus(True, "reconnected"))
+                        down = False
+                    await self._read(socket, queue)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # every socket failure is a reconnect
+                    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                    log.warning("kline stream: %s; reconnecting", detail)
+                    if not down:
+                        await queue.put(StreamStatus(False, detail))
+                        down = True
+                    await asyncio.sleep(self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)] * (0.5 + random.random()))
+                    attempt += 1
+                    continue
+                finally:
+                    await _close(socket, self.CLOSE_TIMEOUT_S)
+                attempt = 0
+        finally:
+            await _close_client(client, self.CLOSE_TIMEOUT_S)
+
+    async def _read(self, socket: Any, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            try:
+                msg = await asyncio.wait_for(socket.recv(), self.stale_s)
+            except TimeoutError:
+                raise _Reconnect(f"no message for {self.stale_s:g}s (stale)") from None
+            data = msg.get("data", msg) if isinstance(msg, dict) else {}
+            kind = data.get("e")
+            if kind == "error":
+                raise _Reconnect(str(data.get("m") or data.get("type") or "stream error"))
+            if kind == "serverShutdown":
+                raise _Reconnect("serverShutdown")
+            if kind != "kline":
+                continue
+            k = data["k"]
+            if k.get("x"):
+                await queue.put(Candle(int(k["t"]), float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
+                                       float(k["v"]), int(k["T"])))
+
+
+async def _close(socket: Any, timeout: float) -> None:
+    with contextlib.suppress(Exception):  # a socket stuck reconnecting: abandon it after `timeout`
+        await asyncio.wait_for(socket.__aexit__(None, None, None), timeout)
+
+
+async def _close_client(client: Any, timeout: float) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.close_connection(), timeout)
