@@ -1,4 +1,4 @@
-"""`coin trade`: the event-driven trading runtime (replay now; paper and live plug in later)."""
+"""`coin trade`: the event-driven trading runtime (replay, paper on Binance's kline stream; live later)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def trade(
     end: str | None = typer.Option(None, "--to", help="Replay up to this open time (exclusive)."),
     check: bool = typer.Option(False, "--check", help="Build the runtime, print the 'runtime ready' table, exit."),
     max_bars: int | None = typer.Option(None, "--max-bars", help="Stop after this many bars."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds (commits first)."),
     speed: float | None = typer.Option(None, "--speed", help="trade.speed: replay bars per second (0 = max)."),
     prom_file: Path | None = typer.Option(None, "--prom-file", help="trade.prom_file: Prometheus textfile."),
     allow_unpromoted: bool | None = typer.Option(None, "--allow-unpromoted", help="trade.allow_unpromoted"),
@@ -45,7 +46,7 @@ def trade(
 
     request = TradeRequest(start_ms=parse_time_ms(start, "--from") if start else None,
                            end_ms=parse_time_ms(end, "--to") if end else None,
-                           max_bars=max_bars, reset_halt=reset_halt)
+                           max_bars=max_bars, duration_s=duration, reset_halt=reset_halt)
     with app_ctx.open_run(settings, "trade", json_mode) as run:
         if check:
             from coin_cli.runtime.service import check_trade
@@ -90,4 +91,5 @@ def _status_text(snap: dict[str, Any]) -> str:
 
     return (f"{snap['symbol']} {snap['interval']} {snap['mode']} | bar {ms_to_iso(snap['last_bar'])} | "
             f"equity {snap['equity']:,.2f} | weight {snap['weight']:.2f} | dd {snap['drawdown']:.1%} | "
-            f"{snap['risk_state']} | trades {snap['trades']} | alerts {snap['alerts']}")
+            f"{snap['risk_state']} | trades {snap['trades']} | alerts {snap['alerts']}"
+            + (f" | stream {snap['stream']}" if snap.get("mode") != "replay" else ""))

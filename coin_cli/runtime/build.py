@@ -231,6 +231,10 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     strategy_id = check_strategy_id(settings.trade.strategy_id)
     if request.max_bars is not None and request.max_bars < 1:
         raise UsageError(f"--max-bars {request.max_bars}: expected a whole number >= 1")
+    if request.duration_s is not None and not request.duration_s > 0:
+        raise UsageError(f"--duration {request.duration_s:g}: expected a number of seconds > 0")
+    if mode == "paper" and (request.start_ms is not None or request.end_ms is not None):
+        raise UsageError("--from/--to are for --mode replay; paper trades the live stream from now")
     if request.start_ms is not None and request.end_ms is not None and request.end_ms <= request.start_ms:
         raise UsageError("--to must be after --from")
 
@@ -299,10 +303,10 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
                      lookback=settings.env.lookback)
         rt.data_info = data_info
         rt.stream = StreamHealth(alerts, settings.monitoring.stream_down_after)
+        rt.duration_s = request.duration_s
         if market is not None:
             rt.clock = now_ms
             rt.recorder = CandleRecorder(market[0])
-            rt.duration_s = request.duration_s
         if risk.state == HALTED and cp is not None:
             alerts.risk_changed(cp.risk_since_bar, ACTIVE, HALTED,
                                 f"still halted since bar {cp.risk_since_bar}: {cp.risk_reason}")
