@@ -34,6 +34,7 @@ async def start(fake: FakeBinance, secret: str = SECRET, usdt: str = "100000") -
     fake.orders.set_price("BTCUSDT", PRICE)
     local = type("Local", (AsyncClient,), {"API_URL": fake.api_url, "WS_API_URL": fake.ws_api_url})
     client = await local.create(KEY, secret)
+    client.ws_api.TIMEOUT = 4  # python-binance's exit waits up to one recv timeout (its issue #1584)
     return client, BinanceSocketManager(client)
 
 
