@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("coin.alerts")
 
-CODES = ("DRAWDOWN", "HALTED", "STALE_DATA", "ORDER_REJECTED", "RECONCILE_MISMATCH", "STREAM_DOWN")
+CODES = ("DRAWDOWN", "HALTED", "STALE_DATA", "ORDER_REJECTED", "RECONCILE_MISMATCH", "STREAM_DOWN",
+         "FEATURE_DRIFT")
 
 
 class AlertEngine:
@@ -101,3 +102,10 @@ class AlertEngine:
 
     def stream_up(self) -> None:
         self.clear("STREAM_DOWN")
+
+    def feature_drift(self, name: str, psi: float, threshold: float) -> None:
+        self.raise_alert("FEATURE_DRIFT", f"feature {name} drifted from its training distribution: "
+                         f"PSI {psi:.3f} > {threshold:g}", key=name)
+
+    def drift_cleared(self, name: str) -> None:
+        self.clear("FEATURE_DRIFT", key=name)

@@ -7,6 +7,7 @@ percentiles in the summary cost constant memory however long the run is.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -176,6 +177,11 @@ class MetricsLogger:
         metric("coin_bar_latency_p99_seconds", "gauge", "p99 of the per-bar processing time.",
                None if p99 is None else p99 / 1e6)
         return "\n".join(out) + "\n"
+
+    def record(self, line: dict[str, Any]) -> None:
+        """One non-bar line in metrics.jsonl (e.g. {"drift_bar": ..., "psi": {...}})."""
+        if self._fh is not None:
+            self._fh.write(json.dumps(line, separators=(",", ":")) + "\n")
 
     def flush(self) -> None:
         if self._fh is not None:

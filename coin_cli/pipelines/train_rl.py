@@ -68,7 +68,13 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
     folds = walk_forward(len(candles), dataset.first_valid, val_fraction=t.val_fraction,
                          test_fraction=t.test_fraction, embargo=t.embargo_bars, folds=t.folds,
                          min_train=max(dataset.min_bars, 64), min_eval=dataset.min_bars)
-    run.write_json(sb3_agents.FEATURE_MANIFEST, train_env.feature_manifest(settings, dataset))
+    manifest = train_env.feature_manifest(settings, dataset)
+    from coin_cli.monitoring.drift import reference_quantiles  # the runtime's drift reference
+
+    last_train = folds[-1].train
+    manifest["drift_reference"] = reference_quantiles(dataset.features[last_train.start:last_train.end],
+                                                      dataset.spec.names)
+    run.write_json(sb3_agents.FEATURE_MANIFEST, manifest)
     _deterministic_torch()  # after the cheap checks: torch costs seconds to import
 
     curve: list[dict[str, Any]] = list(state.curve) if state else []

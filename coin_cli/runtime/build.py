@@ -101,6 +101,7 @@ class Runtime:
         self.data_info: dict[str, Any] = {}
         self.stream = StreamHealth(alerts, 0.0)
         self.recorder: Any = None   # paper: appends the stream's closed candles to the store
+        self.drift: Any = None      # DriftMonitor when the policy's train run recorded a reference
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
         self.ready_count = features.warmup + lookback
 
@@ -304,6 +305,7 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         rt.data_info = data_info
         rt.stream = StreamHealth(alerts, settings.monitoring.stream_down_after)
         rt.duration_s = request.duration_s
+        rt.drift = _drift_monitor(settings, features, obs_window)
         if market is not None:
             rt.clock = now_ms
             rt.recorder = CandleRecorder(market[0])
@@ -342,6 +344,29 @@ def _warm_up(features: Any, obs_window: Any, arrays: CandleArrays, first_traded:
         if obs_window is not None:
             obs_window.push(row)
     return candles[-1].close_time + 1 if candles else first_traded
+
+
+def _drift_monitor(settings: Settings, features: Any, obs_window: Any) -> Any:
+    """PSI per feature against the train run's reference (feature_manifest.json "drift_reference");
+    None for a baseline policy or a run trained before the reference existed."""
+    import json
+
+    from coin_cli.agents.loader import BASELINES, FEATURE_MANIFEST
+
+    name = settings.trade.policy.strip()
+    path = Path(settings.paths.runs_dir) / name / FEATURE_MANIFEST
+    if name.lower() in BASELINES or obs_window is None or not path.is_file():
+        return None
+    try:
+        reference = json.loads(path.read_text(encoding="utf-8")).get("drift_reference")
+    except (OSError, ValueError):
+        return None
+    if not reference:
+        return None
+    from coin_cli.monitoring.drift import DriftMonitor
+
+    m = settings.monitoring
+    return DriftMonitor(reference, list(features.names), m.drift_window, m.drift_threshold)
 
 
 def _resolve_policy(settings: Settings) -> Any:

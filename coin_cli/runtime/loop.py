@@ -134,6 +134,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
     features = rt.features
     update = features.update_values
     window = rt.obs_window
+    drift_update = rt.drift.update if rt.drift is not None else None
     policy = rt.policy
     act = policy.act
     # A policy that reads only the feature row and the position weight offers act_row: no
@@ -185,6 +186,10 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         row = update(close, high, low, volume, open_time)
         if window is not None:
             window.push(row)
+        if drift_update is not None:
+            psi = drift_update(row)
+            if psi is not None:
+                record_drift(rt, open_time, psi)
         t3 = ns()
 
         # policy (from TradingEnv's first decision bar: a full window of valid features)
@@ -238,6 +243,17 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         rt.last_metrics_us = (ns() - t6) // 1000
 
     return process
+
+
+def record_drift(rt: Runtime, bar: int, psi: dict[str, float]) -> None:
+    """PSI per feature into metrics.jsonl; FEATURE_DRIFT for each feature past the threshold."""
+    drift = rt.drift
+    rt.metrics.record({"drift_bar": bar, "psi": {k: round(v, 6) for k, v in psi.items()}})
+    for name, value in psi.items():
+        if value > drift.threshold:
+            rt.alerts.feature_drift(name, value, drift.threshold)
+        else:
+            rt.alerts.drift_cleared(name)
 
 
 def execute_intent(rt: Runtime, intent: Any) -> None:

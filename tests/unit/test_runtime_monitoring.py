@@ -48,12 +48,15 @@ def test_every_code_and_keys() -> None:
     engine.stream_down("socket closed")
     engine.stream_up()
     engine.stream_down("socket closed")
+    engine.feature_drift("vol_24", 0.4, 0.25)
+    engine.feature_drift("vol_24", 0.5, 0.25)   # still active: suppressed
+    engine.feature_drift("rsi_14", 0.3, 0.25)   # another feature: its own alert
     codes = [a.code for a in notifier.sent]
     assert codes == ["HALTED", "STALE_DATA", "ORDER_REJECTED", "ORDER_REJECTED", "RECONCILE_MISMATCH",
-                     "STREAM_DOWN", "STREAM_DOWN"]
+                     "STREAM_DOWN", "STREAM_DOWN", "FEATURE_DRIFT", "FEATURE_DRIFT"]
     assert set(codes) | {"DRAWDOWN"} == set(CODES)
     assert notifier.sent[0].severity == "critical"
-    assert engine.total == 7 and engine.suppressed == 2
+    assert engine.total == 9 and engine.suppressed == 3
     with pytest.raises(ValueError):
         engine.raise_alert("NOPE", "x")
 
