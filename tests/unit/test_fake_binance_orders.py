@@ -18,7 +18,7 @@ import pytest
 from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import BinanceAPIException
 
-from tests.fakes.binance import FakeBinance, add_candles, set_filters
+from tests.fakes.binance import FakeBinance, FakeBinanceProcess, add_candles, set_filters
 from tests.fakes.binance.account import setup_account
 from tests.unit.test_fake_binance_streams import CANDLES
 
@@ -286,3 +286,30 @@ def test_ws_api_server_shutdown_has_no_subscription_id() -> None:
         assert set(shutdown) == {"event"} and shutdown["event"]["e"] == "serverShutdown"
 
     run(scenario)
+
+
+def test_process_mode_account_orders_and_user_stream_over_control() -> None:
+    with FakeBinanceProcess("--candles", f"BTCUSDT:1s:100:{CANDLES}", "--account", f"{KEY}:{SECRET}:USDT=1000") as fake:
+        fake.control("price", symbol="BTCUSDT", price="20000")
+
+        async def scenario() -> tuple[dict, list[dict]]:
+            local = type("Local", (AsyncClient,), {"API_URL": fake.api_url,
+                                                   "WS_API_URL": fake.base_url.replace("http", "ws") + "/ws-api/v3"})
+            client = await local.create(KEY, SECRET)
+            client.ws_api.TIMEOUT = 4
+            try:
+                async with BinanceSocketManager(client).user_socket() as user:
+                    fake.control("place_by_hand", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")
+                    got = await events(user, 3)
+                return await client.get_account(), got
+            finally:
+                await client.close_connection()
+
+        account, got = asyncio.run(scenario())
+        trades = fake.control("my_trades")["result"]
+        assert [(e["e"], e.get("x")) for e in got] == [("executionReport", "NEW"), ("executionReport", "TRADE"),
+                                                       ("outboundAccountPosition", None)]
+        assert [t["price"] for t in trades] == ["20000.00000000"] and trades[0]["id"] == got[1]["t"]
+        usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
+        assert Decimal(usdt["free"]) == Decimal(1000) - Decimal("0.010") * PRICE
+        assert fake.control("balances")["result"]["USDT"] == [usdt["free"], usdt["locked"]]
