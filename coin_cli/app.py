@@ -41,13 +41,17 @@ class CoinGroup(TyperGroup):
             _fail(ctx, message, getattr(exc, "exit_code", ExitCode.USAGE), exc)
         except CoinError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
-        except Terminated as exc:
-            _fail(ctx, "terminated (SIGTERM)", ExitCode.TERMINATED, exc)
+        except Terminated as exc:  # a service may say what it kept: Terminated("N candles kept, ...")
+            _fail(ctx, _said("terminated (SIGTERM)", exc), ExitCode.TERMINATED, exc)
         except KeyboardInterrupt as exc:
-            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, exc)
+            _fail(ctx, _said("interrupted", exc), ExitCode.INTERRUPTED, exc)
         except Exception as exc:  # an unexpected error is a bug: say so, hint at -v
             message = f"unexpected {type(exc).__name__}: {exc}"
             _fail(ctx, message, ExitCode.UNEXPECTED, exc, hint=True)
+
+
+def _said(what: str, exc: BaseException) -> str:
+    return f"{what}: {exc}" if str(exc) else what
 
 
 def _fail(ctx: typer.Context, message: str, code: int, exc: BaseException, hint: bool = False) -> None:

@@ -1,21 +1,18 @@
-"""Kline download through python-binance's AsyncClient, built for bulk history:
+"""Kline download for bulk history, on the project's one REST client (BinanceRESTClient):
 
 - pages of `data.download_page_limit` (max 1000) from `startTime`, merged into the store as they
   arrive; the next run resumes after the last stored bar. Each page is written at once while writes
   are cheap; once a write costs more than a quarter of the fetching time since the last one, pages
-  are grouped so the O(rows) rewrite never dominates. Ctrl-C (or any error) flushes the pages held,
-  so an interrupted run keeps every page it fetched; a hard kill loses at most that short tail;
-- paced by the `X-MBX-USED-WEIGHT-1M` header (waits for the next minute only when the next page
-  would pass `data.max_weight_per_minute`), never by fixed sleeps;
-- 429/418 wait the server's `Retry-After`; 5xx, timeouts and connection errors back off
-  exponentially; `binance.max_retries` failures in a row are an ExchangeError (exit 4);
-- the still-open candle (close_time in the future, by server time) is dropped.
-The endpoint is `binance.api_url`, set on a subclass of AsyncClient (python-binance has no base_url).
+  are grouped so the O(rows) rewrite never dominates. Ctrl-C, SIGTERM (or any error) flushes the
+  pages held, so an interrupted run keeps every page it fetched and says how many candles it kept;
+  a hard kill loses at most that short tail;
+- the request policy (weight pacing by `X-MBX-USED-WEIGHT-1M`, 429/418 Retry-After, 5xx/timeout
+  backoff with jitter, `binance.max_retries`, exit 4) and the still-open-candle drop are the REST
+  client's (coin_cli/integrations/binance/rest.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -31,31 +28,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from coin_cli.data.store import DatasetWriter
+    from coin_cli.integrations.binance.rest import BinanceRESTClient
 
 log = logging.getLogger("coin.data.download")
 
-KLINES_WEIGHT = 2
-RETRY_AFTER_CAP_S = 300.0   # a longer ban (418 can last days) fails the run instead of blocking it
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 8.0
 WRITE_SHARE = 4.0           # fetch for at least this many times the last write's duration between writes
-MINUTE_MS = 60_000
 SOURCE = "binance-rest"
 
 Progress = Callable[[int, int | None, str | None], None]
-
-
-def client_class(api_url: str) -> type:
-    """AsyncClient with its REST base set to `api_url` (e.g. http://127.0.0.1:PORT/api)."""
-    from binance import AsyncClient
-
-    return type("ConfiguredAsyncClient", (AsyncClient,), {"API_URL": api_url.rstrip("/")})
 
 
 @dataclass
 class DownloadStats:
     pages: int = 0
     rows_received: int = 0
+    rows_kept: int = 0
     open_dropped: int = 0
     retries: int = 0
     rate_waits: int = 0
@@ -66,23 +53,28 @@ class DownloadStats:
 
 
 class KlineDownloader:
-    """Pages klines for one symbol/interval into a DatasetWriter."""
+    """Pages klines for one symbol/interval into a DatasetWriter, through a BinanceRESTClient."""
 
-    def __init__(self, api_url: str, *, timeout: float, max_retries: int, page_limit: int,
-                 max_weight_per_minute: int, progress: Progress | None = None):
-        self.api_url = api_url
-        self.timeout = timeout
-        self.max_retries = max_retries
+    def __init__(self, rest: BinanceRESTClient, *, page_limit: int, progress: Progress | None = None):
+        self.rest = rest
         self.page_limit = page_limit
-        self.max_weight = max_weight_per_minute
         self.progress = progress
         self.stats = DownloadStats()
-        self._client: Any = None
-        self._used_weight = 0
         self._pending: list[pd.DataFrame] = []
         self._writer: DatasetWriter | None = None
         self._last_flush = 0.0
         self._last_write_s = 0.0
+
+    def download(self, symbol: str, interval: str, segments: list[tuple[int, int]],
+                 writer: DatasetWriter) -> DownloadStats:
+        """`run` in its own event loop. An interrupt (Ctrl-C, or SIGTERM's Terminated) comes back
+        as the same exception class saying how many candles were kept."""
+        import asyncio
+
+        try:
+            return asyncio.run(self.run(symbol, interval, segments, writer))
+        except KeyboardInterrupt as exc:
+            raise type(exc)(f"{self.stats.rows_kept} candles kept, run again to resume") from None
 
     async def run(self, symbol: str, interval: str, segments: list[tuple[int, int]],
                   writer: DatasetWriter) -> DownloadStats:
@@ -91,22 +83,25 @@ class KlineDownloader:
         done = 0
         self._writer = writer
         self._last_flush = time.monotonic()
-        self._client = await self._retrying("connect", self._connect)
         try:
+            await self.rest.connect()
             for lo, hi in segments:
                 got = await self._segment(symbol, interval, lo, hi, done, total)
                 self.stats.segments.append({"from": ms_to_iso(lo), "to": ms_to_iso(hi), "rows": got})
                 done += got
-        finally:
-            self.flush()  # also on Ctrl-C (CancelledError) and errors: keep every page fetched
-            await self._client.close_connection()
+        finally:  # also on Ctrl-C (the task is cancelled) and errors: keep every page fetched
+            self._finish()
+            await self.rest.close()
         if self.progress:
             self.progress(done, done, "done")
         return self.stats
 
-    async def _connect(self) -> Any:
-        # create() calls GET /api/v3/ping and /api/v3/time (server clock offset)
-        return await client_class(self.api_url).create(requests_params={"timeout": self.timeout})
+    def _finish(self) -> None:
+        """Flush the pages held (also on errors: keep every page fetched) and copy the REST stats."""
+        self.flush()
+        rest = self.rest.stats
+        self.stats.retries, self.stats.rate_waits = rest.retries, rest.rate_waits
+        self.stats.waited_s, self.stats.max_used_weight = rest.waited_s, rest.max_used_weight
 
     def flush(self) -> None:
         """Merge the pages held in memory into the store (one atomic write)."""
@@ -117,6 +112,7 @@ class KlineDownloader:
         frame = self._pending[0] if len(self._pending) == 1 else pd.concat(self._pending, ignore_index=True)
         began = time.monotonic()
         self._writer.add(frame)
+        self.stats.rows_kept += len(frame)
         self._pending.clear()
         self._last_flush = time.monotonic()
         self._last_write_s = self._last_flush - began
@@ -129,84 +125,24 @@ class KlineDownloader:
     async def _segment(self, symbol: str, interval: str, lo: int, hi: int, done: int, total: int) -> int:
         cursor, got = lo, 0
         while cursor <= hi:
-            params = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": hi,
-                      "limit": self.page_limit}
-            rows = await self._retrying("klines", lambda p=params: self._client.get_klines(**p))
-            self._note_weight()
-            if not rows:
+            page = await self.rest.klines(symbol, interval, cursor, hi, self.page_limit)
+            if not page.received:
                 break
             self.stats.pages += 1
-            self.stats.rows_received += len(rows)
-            frame, still_open = klines_to_frame(rows, self.server_now_ms(), where=f"klines page at {cursor}")
-            self.stats.open_dropped += still_open
-            if len(frame):
+            self.stats.rows_received += page.received
+            self.stats.open_dropped += page.open_dropped
+            if page.rows:
+                frame, _ = klines_to_frame(page.rows, page.server_now_ms, where=f"klines page at {cursor}")
                 self._pending.append(frame)
                 self._maybe_flush()
                 got += len(frame)
+            last_open = int(page.last_open or cursor)
             if self.progress:
-                self.progress(done + got, total, f"{symbol} {interval} {ms_to_iso(int(rows[-1][0]))}")
-            last_open = int(rows[-1][0])
-            if len(rows) < self.page_limit or still_open or last_open < cursor:
+                self.progress(done + got, total, f"{symbol} {interval} {ms_to_iso(last_open)}")
+            if page.received < self.page_limit or page.open_dropped or last_open < cursor:
                 break
             cursor = last_open + 1
-            await self._pace()
         return got
-
-    def server_now_ms(self) -> int:
-        offset = getattr(self._client, "timestamp_offset", 0) or 0
-        return int(time.time() * 1000) + int(offset)
-
-    def _note_weight(self) -> None:
-        response = getattr(self._client, "response", None)
-        used = _int_header(response, "X-MBX-USED-WEIGHT-1M")
-        self._used_weight = used or 0
-        self.stats.max_used_weight = max(self.stats.max_used_weight, self._used_weight)
-
-    async def _pace(self) -> None:
-        """Wait for the next weight window only when the next page would pass the budget."""
-        used = self._used_weight
-        if used + KLINES_WEIGHT <= self.max_weight:
-            return
-        now = self.server_now_ms()
-        wait = (MINUTE_MS - now % MINUTE_MS + 50) / 1000.0
-        log.info("used weight %d of %d this minute: waiting %.1f s for the next window", used, self.max_weight, wait)
-        self.stats.rate_waits += 1
-        self.stats.waited_s += wait
-        await asyncio.sleep(wait)
-
-    async def _retrying(self, what: str, call: Callable[[], Any]) -> Any:
-        import aiohttp
-        from binance.exceptions import BinanceAPIException, BinanceRequestException
-
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except BinanceAPIException as exc:
-                status = int(exc.status_code)
-                if status in (429, 418):
-                    wait = _retry_after(exc.response) or BACKOFF_BASE_S * 2**attempt
-                    if wait > RETRY_AFTER_CAP_S:
-                        raise ExchangeError(f"{self.api_url}: HTTP {status} (code {exc.code}): Binance asks to wait "
-                                            f"{wait:.0f} s (IP rate limit or ban); try again later") from None
-                    problem = f"HTTP {status} (code {exc.code}), Retry-After {wait:g} s"
-                elif status >= 500:
-                    wait, problem = _backoff(attempt), f"HTTP {status}"
-                elif exc.code == -1121:
-                    raise UsageError(
-                        f"{self.api_url}: Binance says {exc.message} (code -1121): check --symbol") from None
-                else:
-                    raise ExchangeError(
-                        f"{self.api_url}: {what}: HTTP {status} (code {exc.code}): {exc.message}") from None
-            except (aiohttp.ClientError, TimeoutError, BinanceRequestException) as exc:
-                wait, problem = _backoff(attempt), f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            attempt += 1
-            if attempt > self.max_retries:
-                raise ExchangeError(f"{self.api_url}: {what} failed after {self.max_retries} retries ({problem})")
-            self.stats.retries += 1
-            self.stats.waited_s += wait
-            log.warning("%s: %s; retry %d/%d in %.2f s", what, problem, attempt, self.max_retries, wait)
-            await asyncio.sleep(wait)
 
 
 def klines_to_frame(rows: list[list[Any]], server_now_ms: int, where: str = "klines") -> tuple[pd.DataFrame, int]:
@@ -245,28 +181,3 @@ def plan_segments(start_ms: int | None, end_ms: int, interval: str,
     lo = last + 1 if start_ms is None else max(start_ms, last + 1)
     segments.append((lo, last_allowed))
     return [s for s in segments if s[0] <= s[1]]
-
-
-def _backoff(attempt: int) -> float:
-    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
-
-
-def _retry_after(response: Any) -> float | None:
-    value = _header(response, "Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _int_header(response: Any, name: str) -> int | None:
-    value = _header(response, name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _header(response: Any, name: str) -> str | None:
-    headers = getattr(response, "headers", None)
-    return None if headers is None else headers.get(name)

@@ -137,11 +137,11 @@ def import_dataset(settings: Settings, paths: list[Path], run: Run | None = None
 def download_dataset(settings: Settings, start: str | None, end: str | None, run: Run | None = None,
                      progress: Progress | None = None) -> dict[str, Any]:
     """`coin data download`: page klines from binance.api_url into the store, resuming after the last bar."""
-    import asyncio
     import time
 
     from coin_cli.data.download import SOURCE, KlineDownloader, plan_segments
     from coin_cli.data.schema import normalize_interval, parse_time_ms
+    from coin_cli.integrations.binance.rest import BinanceRESTClient
 
     d, b = settings.data, settings.binance
     interval = normalize_interval(d.interval)
@@ -159,10 +159,9 @@ def download_dataset(settings: Settings, start: str | None, end: str | None, run
             times = writer.frame["open_time"].to_numpy()
             stored = (int(times[0]), int(times[-1]))
         segments = plan_segments(start_ms, end_ms, interval, stored)
-        downloader = KlineDownloader(b.api_url, timeout=b.timeout, max_retries=b.max_retries,
-                                     page_limit=d.download_page_limit,
-                                     max_weight_per_minute=d.max_weight_per_minute, progress=progress)
-        stats = asyncio.run(downloader.run(d.symbol, interval, segments, writer)) if segments else None
+        rest = BinanceRESTClient.from_settings(b, max_weight_per_minute=d.max_weight_per_minute)
+        downloader = KlineDownloader(rest, page_limit=d.download_page_limit, progress=progress)
+        stats = downloader.download(d.symbol, interval, segments, writer) if segments else None
     manifest = writer.manifest or {}
     if run is not None and manifest:
         run.write_json("data_manifest.json", manifest)
