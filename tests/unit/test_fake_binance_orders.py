@@ -313,3 +313,23 @@ def test_process_mode_account_orders_and_user_stream_over_control() -> None:
         usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
         assert Decimal(usdt["free"]) == Decimal(1000) - Decimal("0.010") * PRICE
         assert fake.control("balances")["result"]["USDT"] == [usdt["free"], usdt["locked"]]
+
+
+def test_commission_in_bnb_and_a_quote_order_qty_market_order() -> None:
+    async def scenario(fake: FakeBinance) -> None:
+        account = setup_account(fake, KEY, SECRET, {"USDT": "1000", "BNB": "1"}, commission_asset="BNB")
+        account.commission_asset_price = Decimal("400")
+        client, _ = await start(fake)
+        try:
+            answer = await client.create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="150")
+            trades = await client.get_my_trades(symbol="BTCUSDT", orderId=answer["orderId"])
+            balances = {b["asset"]: Decimal(b["free"]) for b in (await client.get_account())["balances"]}
+        finally:
+            await client.close_connection()
+        qty = Decimal("0.007")  # 150 / 20000 = 0.0075, down to the 0.001 lot step
+        fee = qty * PRICE * Decimal("0.001") / 400
+        assert Decimal(answer["executedQty"]) == qty and Decimal(answer["cummulativeQuoteQty"]) == qty * PRICE
+        assert [(t["commissionAsset"], Decimal(t["commission"])) for t in trades] == [("BNB", fee)]
+        assert balances == {"USDT": 1000 - qty * PRICE, "BTC": qty, "BNB": 1 - fee}
+
+    run(scenario)

@@ -317,3 +317,18 @@ def test_process_mode_streams_and_control() -> None:
         assert errors == ["ConnectionClosedOK", "BinanceWebsocketClosed"]
         stats = fake.control("streams")["result"]
         assert stats["connects"] == 2
+
+
+def test_live_subscribe_on_a_bare_socket() -> None:
+    async def scenario() -> None:
+        async with FakeBinance() as fake:
+            add_candles(fake, "BTCUSDT", "1s", CANDLES, history=HISTORY)
+            async with aiohttp.ClientSession() as session, session.ws_connect(f"{fake.stream_url}ws") as ws:
+                await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1s"], "id": 1})
+                assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+                await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 2})
+                replies = [await ws.receive_json(timeout=5) for _ in range(3)]
+            assert {"result": ["btcusdt@kline_1s"], "id": 2} in replies
+            assert any(r.get("e") == "kline" for r in replies)
+
+    asyncio.run(scenario())

@@ -82,7 +82,8 @@ class MarketStreams(StreamFaults):
 
     # ---- handlers -------------------------------------------------------------------------------
     async def raw(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, [request.match_info["stream"]], combined=False)
+        stream = request.match_info.get("stream")
+        return await self._serve(request, [stream] if stream else [], combined=False)
 
     async def combined(self, request: web.Request) -> web.StreamResponse:
         names = [n for n in request.query.get("streams", "").split("/") if n]
@@ -204,6 +205,7 @@ def install(fake: FakeBinance) -> None:
     streams = MarketStreams(fake)
     fake.streams = streams
     fake.routes.append(("GET", "/ws/{stream}", streams.raw))
+    fake.routes.append(("GET", "/ws", streams.raw))  # streams added by SUBSCRIBE frames
     fake.routes.append(("GET", "/stream", streams.combined))
     fake.on_stop.append(streams.close_all)
 
