@@ -294,7 +294,7 @@ def test_process_mode_account_orders_and_user_stream_over_control() -> None:
 
         async def scenario() -> tuple[dict, list[dict]]:
             local = type("Local", (AsyncClient,), {"API_URL": fake.api_url,
-                                                   "WS_API_URL": fake.base_url.replace("http", "ws") + "/ws-api/v3"})
+                                                   "WS_API_URL": fake.ws_api_url})
             client = await local.create(KEY, SECRET)
             client.ws_api.TIMEOUT = 4
             try:

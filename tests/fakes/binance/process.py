@@ -24,6 +24,14 @@ class FakeBinanceProcess:
     def api_url(self) -> str:
         return f"{self.base_url}/api"
 
+    @property
+    def stream_url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + "/"
+
+    @property
+    def ws_api_url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + "/ws-api/v3"
+
     def __enter__(self) -> FakeBinanceProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.binance", *self.args], cwd=REPO,
                                      stdout=subprocess.PIPE, text=True)
