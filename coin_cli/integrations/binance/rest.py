@@ -231,16 +231,21 @@ class BinanceRESTClient:
             cursor = page.last_open + 1
         return out
 
-    async def exchange_info(self, symbol: str) -> SymbolFilters:
-        """GET /api/v3/exchangeInfo?symbol= (weight 20) -> the symbol's parsed filters."""
-        from coin_cli.integrations.binance.filters import parse_symbol_info
-
+    async def exchange_info_raw(self, symbol: str) -> dict[str, Any]:
+        """GET /api/v3/exchangeInfo?symbol= (weight 20) -> the symbol's raw `symbols[]` entry."""
         answer = await self._call("exchangeInfo", WEIGHTS["exchangeInfo"],
                                   lambda: self.client._get("exchangeInfo", data={"symbol": symbol}))
         symbols = answer.get("symbols") if isinstance(answer, dict) else None
         info = next((s for s in symbols or [] if isinstance(s, dict) and s.get("symbol") == symbol), None)
         if info is None:
             raise ExchangeError(f"{self.api_url}/v3/exchangeInfo: no entry for {symbol} in the answer")
+        return info
+
+    async def exchange_info(self, symbol: str) -> SymbolFilters:
+        """The symbol's parsed filters (see filters.py; `filters.fetch_filters` also caches them)."""
+        from coin_cli.integrations.binance.filters import parse_symbol_info
+
+        info = await self.exchange_info_raw(symbol)
         return parse_symbol_info(info, where=f"{self.api_url}/v3/exchangeInfo {symbol}")
 
     # ---- the policy -----------------------------------------------------------------------------
