@@ -7,16 +7,16 @@ import asyncio
 import time
 
 import pytest
+from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
 
-from coin_cli.data.download import client_class
 from tests.fakes.binance import FakeBinance, FakeBinanceProcess, add_series
 
 MINUTE = 60_000
 
 
 async def _client(api_url: str):  # python-binance's own create(): GET ping + GET time
-    return await client_class(api_url).create()
+    return await type("Local", (AsyncClient,), {"API_URL": api_url}).create()
 
 
 def test_klines_shape_limits_and_errors() -> None:
