@@ -130,7 +130,7 @@ class RiskConfig(Section):
     max_order_notional: PositiveFloat = 1_000_000.0
     max_daily_turnover: PositiveFloat = 50.0
     reduce_drawdown: Fraction = 0.15
-    flatten_on_halt: bool = False
+    flatten_on_halt: bool = True
     stale_intervals: PositiveFloat = 2.0
     reconcile_tolerance: Fraction = 0.01
 
@@ -148,6 +148,9 @@ class BinanceConfig(Section):
     timeout: PositiveFloat = 10.0
     max_retries: NonNegInt = 5
     recv_window: Annotated[int, Field(ge=1, le=60_000)] = 5000
+    stale_after: PositiveFloat | None = None
+    reconnect_base: PositiveFloat = 0.5
+    reconnect_cap: PositiveFloat = 30.0
 
 
 class TelegramConfig(Section):
