@@ -332,3 +332,26 @@ def test_live_subscribe_on_a_bare_socket() -> None:
             assert any(r.get("e") == "kline" for r in replies)
 
     asyncio.run(scenario())
+
+
+def test_market_unreachable_then_back_python_binance_reconnects() -> None:
+    async def scenario() -> None:
+        async with FakeBinance() as fake:
+            add_candles(fake, "BTCUSDT", "1s", CANDLES, history=HISTORY)
+            client, manager = await client_for(fake)
+            local = type("Local", (AsyncClient,), {"API_URL": fake.api_url})
+            try:
+                async with manager.kline_socket("BTCUSDT", "1s") as stream:
+                    await collect(stream, 1)
+                    fake.refuse_connections(seconds=1.5)
+                    fake.streams.drop()
+                    with pytest.raises(aiohttp.ClientConnectorError):
+                        await local.create()  # python-binance's own start: GET ping
+                    messages = await collect(stream, 1)
+            finally:
+                await client.close_connection()
+            assert [m["type"] for m in messages if m.get("e") == "error"][:2] == [
+                "ConnectionClosedError", "BinanceWebsocketClosed"]
+            assert messages[-1]["k"]["x"] and fake.streams.connects == 2
+
+    asyncio.run(scenario())
