@@ -61,59 +61,110 @@ class TradeRequest:
     reset_halt: bool = False
 
 
+@dataclass
+class Components:
+    """What one run is made of, wired once by build_runtime; the bar calls them, never rebinds them."""
+
+    source: MarketSource
+    gap_filler: GapFiller
+    features: Any
+    obs_window: Any
+    policy: Any
+    make_input: Callable[..., Any]
+    risk: RiskManager
+    orders: OrderManager
+    broker: Any
+    portfolio: Portfolio
+    state: StateStore
+    metrics: MetricsLogger
+    alerts: AlertEngine
+
+
+class PendingDecision:
+    """The target decided at a bar's close (risk stage writes it) and traded at the next bar's open
+    (fill stage reads and clears it); committed with the bar."""
+
+    __slots__ = ("decision_bar", "reason", "target")
+
+    def __init__(self, target: float | None, decision_bar: int | None, reason: str | None) -> None:
+        self.target, self.decision_bar, self.reason = target, decision_bar, reason or "ok"
+
+
+class LoopCounters:
+    """What the loop counts: bars this run (and before it, from the ledger), the bar count at the
+    last commit, rejected orders, and the metrics stage's own time (reported with the next bar)."""
+
+    __slots__ = ("bars", "before", "committed", "last_metrics_us", "rejected")
+
+    def __init__(self, before: int) -> None:
+        self.before, self.bars, self.committed, self.rejected, self.last_metrics_us = before, 0, 0, 0, 0
+
+
 class Runtime:
-    """Every component of one trading run plus the loop's own counters."""
+    """One trading run: its identity, the components (`Components`), what a bar reads and writes
+    (`pending`, `counters`, first/last bar, the alert latches) and the run's stop conditions."""
 
     def __init__(self, *, symbol: str, interval: str, mode: str, policy_name: str, state_path: Path,
-                 source: MarketSource, gap_filler: GapFiller, features: Any, obs_window: Any, policy: Any,
-                 make_input: Callable[..., Any], risk: RiskManager, orders: OrderManager, broker: Any,
-                 portfolio: Portfolio, state: StateStore, metrics: MetricsLogger, alerts: AlertEngine,
-                 checkpoint: Checkpoint | None, max_bars: int | None, commit_every: int, lookback: int) -> None:
+                 parts: Components, checkpoint: Checkpoint | None, max_bars: int | None, commit_every: int,
+                 lookback: int) -> None:
         self.symbol, self.interval, self.mode, self.policy_name = symbol, interval, mode, policy_name
         self.state_path = state_path
-        self.source, self.gap_filler, self.features, self.obs_window = source, gap_filler, features, obs_window
-        self.policy, self.make_input, self.risk, self.orders, self.broker = policy, make_input, risk, orders, broker
-        self.portfolio, self.state, self.metrics, self.alerts = portfolio, state, metrics, alerts
-        self.clock: Callable[[], int] | None = None   # None: replay time (each bar arrives at its close)
-        self.max_bars = sys.maxsize if max_bars is None else max_bars
-        self.commit_every = commit_every
-        self.queue_items = 64
+        self.parts = parts
+        # the components, by name (the bar pipeline binds them to locals once)
+        self.source, self.gap_filler, self.features = parts.source, parts.gap_filler, parts.features
+        self.obs_window, self.policy, self.make_input = parts.obs_window, parts.policy, parts.make_input
+        self.risk, self.orders, self.broker, self.portfolio = parts.risk, parts.orders, parts.broker, parts.portfolio
+        self.state, self.metrics, self.alerts = parts.state, parts.metrics, parts.alerts
+        self.stream = StreamHealth(parts.alerts, 0.0)
+        self.recorder: Any = None   # paper: appends the stream's closed candles to the store
+        self.drift: Any = None      # DriftMonitor when the policy's train run recorded a reference
+        # what a bar reads and writes
         cp = checkpoint or Checkpoint()
         self.resumed_from = cp.last_bar
         self.first_bar, self.last_bar = cp.first_bar, cp.last_bar
-        self.bars_before = cp.bars   # bars the ledger had processed before this run
-        self.pending_target = cp.pending_target
-        self.pending_decision_bar = cp.pending_decision_bar
-        self.pending_reason = cp.pending_reason or "ok"
-        self.initial_equity = portfolio.initial_cash
-        self.recovering: dict[str, dict[str, Any]] = state.pending_intents()
-        self.bars_run = 0
-        self.committed_run = 0      # bars_run at the last commit
-        self.rejected = 0
-        self.done = False
-        self.stop_requested: int | None = None
-        self.duration_s: float | None = None
+        self.pending = PendingDecision(cp.pending_target, cp.pending_decision_bar, cp.pending_reason)
+        self.counters = LoopCounters(cp.bars)
         self.drawdown_alert_on = False
         self.stale_alert_on = False
-        self._processor: Callable[[Any], None] | None = None
         self.in_bar = False   # True once an exception left a bar half processed: never commit then
-        self.last_metrics_us = 0
-        self.data_info: dict[str, Any] = {}
-        self.stream = StreamHealth(alerts, 0.0)
-        self.recorder: Any = None   # paper: appends the stream's closed candles to the store
-        self.drift: Any = None      # DriftMonitor when the policy's train run recorded a reference
+        self.recovering: dict[str, dict[str, Any]] = parts.state.pending_intents()
+        # fixed for the run
+        self.clock: Callable[[], int] | None = None   # None: replay time (each bar arrives at its close)
+        self.initial_equity = parts.portfolio.initial_cash
         # TradingEnv's first decision: the first bar with a full `lookback` window of valid features.
-        self.ready_count = features.warmup + lookback
+        self.ready_count = parts.features.warmup + lookback
+        self.commit_every = commit_every
+        self.queue_items = 64
+        self.data_info: dict[str, Any] = {}
+        self._processor: Callable[[Any], None] | None = None
+        # when to stop
+        self.max_bars = sys.maxsize if max_bars is None else max_bars
+        self.duration_s: float | None = None
+        self.done = False
+        self.stop_requested: int | None = None
+
+    @property
+    def bars_run(self) -> int:
+        """Bars processed by this run."""
+        return self.counters.bars
+
+    @property
+    def rejected(self) -> int:
+        return self.counters.rejected
+
+    @property
+    def pending_target(self) -> float | None:
+        return self.pending.target
 
     @property
     def bars_total(self) -> int:
         """Bars in the ledger, this run's included."""
-        return self.bars_before + self.bars_run
+        return self.counters.before + self.counters.bars
 
     @property
     def uncommitted(self) -> int:
         """Bars processed since the last commit."""
-        return self.bars_run - self.committed_run
+        return self.counters.bars - self.counters.committed
 
     def bar_processor(self) -> Callable[[Any], None]:
         """The compiled per-bar pipeline (built on first use: set `clock` before processing)."""
@@ -124,9 +175,10 @@ class Runtime:
         return self._processor
 
     def checkpoint(self) -> Checkpoint:
+        p = self.pending
         cp = Checkpoint(first_bar=self.first_bar, last_bar=self.last_bar, bars=self.bars_total,
-                        pending_target=self.pending_target, pending_decision_bar=self.pending_decision_bar,
-                        pending_reason=self.pending_reason if self.pending_target is not None else None,
+                        pending_target=p.target, pending_decision_bar=p.decision_bar,
+                        pending_reason=p.reason if p.target is not None else None,
                         order_seq=self.orders.order_seq)
         self.portfolio.snapshot(cp)
         self.risk.snapshot(cp)
@@ -136,7 +188,7 @@ class Runtime:
         if self.recorder is not None:  # the candles first: a restart re-warms from the store
             self.recorder.flush()
         self.state.commit(self.checkpoint())
-        self.committed_run = self.bars_run
+        self.counters.committed = self.counters.bars
 
     def commit_if_clean(self) -> None:
         """At a stop or an error: commit what complete bars did; a half-processed bar is dropped
@@ -296,12 +348,12 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
             alerts.risk_changed(bar, before, after_state, reason)
 
         risk.on_event = on_risk_event
+        parts = Components(source=source, gap_filler=gap_filler, features=features, obs_window=obs_window,
+                           policy=policy, make_input=_policy_input_factory(), risk=risk, orders=orders,
+                           broker=broker, portfolio=portfolio, state=state, metrics=metrics, alerts=alerts)
         rt = Runtime(symbol=symbol, interval=interval, mode=mode, policy_name=settings.trade.policy,
-                     state_path=state.path, source=source, gap_filler=gap_filler, features=features,
-                     obs_window=obs_window, policy=policy, make_input=_policy_input_factory(), risk=risk,
-                     orders=orders, broker=broker, portfolio=portfolio, state=state, metrics=metrics, alerts=alerts,
-                     checkpoint=cp, max_bars=request.max_bars, commit_every=REPLAY_COMMIT_EVERY,
-                     lookback=settings.env.lookback)
+                     state_path=state.path, parts=parts, checkpoint=cp, max_bars=request.max_bars,
+                     commit_every=REPLAY_COMMIT_EVERY, lookback=settings.env.lookback)
         rt.data_info = data_info
         rt.stream = StreamHealth(alerts, settings.monitoring.stream_down_after)
         rt.duration_s = request.duration_s

@@ -124,6 +124,10 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
 
     Its callers set `rt.in_bar` when an exception leaves it (the bar may be half done), so the
     common path pays nothing for that guarantee (try blocks are free in Python 3.11)."""
+    # reads and writes per bar: the pending decision, the counters, rt.first_bar/last_bar and the
+    # two alert latches; every other name below is a component or a constant bound once
+    pending = rt.pending
+    counters = rt.counters
     pf = rt.portfolio
     risk = rt.risk
     on_mark = risk.on_mark
@@ -158,12 +162,12 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         submit_us = 0
 
         # fill: the previous decision trades at this bar's open (sized first: most bars need none)
-        target = rt.pending_target
+        target = pending.target
         if target is not None:
-            rt.pending_target = None
+            pending.target = None
             if size_order(target, pf.cash, pf.qty, open_) != 0.0:
-                reason = rt.pending_reason
-                intent = to_intent(target, pf.cash, pf.qty, open_, rt.pending_decision_bar, open_time,
+                reason = pending.reason
+                intent = to_intent(target, pf.cash, pf.qty, open_, pending.decision_bar, open_time,
                                    1 if reason == "halted: flatten" else 0, reason)
                 if intent is not None:
                     order_id = intent.client_order_id
@@ -213,9 +217,9 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
                 now = close_time + 1 if clock is None else clock()
                 approved, reason = approve(wanted, weight, close_time, now)
                 if approved is not None:
-                    rt.pending_target = approved
-                    rt.pending_decision_bar = open_time
-                    rt.pending_reason = reason
+                    pending.target = approved
+                    pending.decision_bar = open_time
+                    pending.reason = reason
                 if reason[0] == "s":  # "stale: ..."
                     alerts.stale(open_time, (now - close_time) / 1000, stale_ms / 1000)
                     rt.stale_alert_on = True
@@ -228,19 +232,19 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
         if rt.first_bar is None:
             rt.first_bar = open_time
         rt.last_bar = open_time
-        bars = rt.bars_run = rt.bars_run + 1
-        if bars - rt.committed_run >= commit_every or (order_id is not None and external):
+        bars = counters.bars = counters.bars + 1
+        if bars - counters.committed >= commit_every or (order_id is not None and external):
             rt.commit()
         t6 = ns()
 
         # metrics
-        last = rt.last_metrics_us
+        last = counters.last_metrics_us
         metrics_bar(open_time, close, equity, pf.cash, pf.qty, equity - initial, drawdown, risk.state, reason,
-                    rt.pending_target, order_id,
+                    pending.target, order_id,
                     ((t1 - t0) // 1000, (t2 - t1) // 1000, (t3 - t2) // 1000, (t4 - t3) // 1000, (t5 - t4) // 1000,
                      (t6 - t5) // 1000, last),
                     (t6 - t0) // 1000 + last, submit_us)
-        rt.last_metrics_us = (ns() - t6) // 1000
+        counters.last_metrics_us = (ns() - t6) // 1000
 
     return process
 
@@ -270,7 +274,7 @@ def execute_intent(rt: Runtime, intent: Any) -> None:
             fill = rt.broker.submit(intent)
     except OrderRejected as exc:
         state.set_order_status(cid, "rejected")
-        rt.rejected += 1
+        rt.counters.rejected += 1
         rt.alerts.order_rejected(cid, str(exc))
         return
     if fill is None:  # accepted, not filled yet (venue brokers): the fill arrives later

@@ -35,13 +35,15 @@ def now_ms() -> int:
 
 
 class StoreRestFetcher:
-    """Closed candles for [start, end): from the store's frame, then REST klines for the rest."""
+    """Closed candles for [start, end): from the store's frame, then REST klines for the rest.
+    One BinanceRESTClient, connected on first use inside the runtime's event loop."""
 
     def __init__(self, settings: Settings, writer: DatasetWriter) -> None:
         self.settings = settings
         self.writer = writer
         self.symbol, self.interval = writer.symbol, writer.interval
         self.rest_fetches = 0
+        self._rest: Any = None
 
     async def fetch_closed(self, start_ms: int, end_ms: int) -> list[Candle]:
         from coin_cli.data.schema import interval_ms
@@ -49,7 +51,9 @@ class StoreRestFetcher:
         stored = self.stored(start_ms, end_ms)
         after = stored[-1].close_time + 1 if stored else start_ms
         if after + interval_ms(self.interval) <= end_ms + 1:  # a bar may have closed that the store lacks
-            await fetch_into_store(self.settings, self.writer, after, end_ms)
+            if self._rest is None:
+                self._rest = await rest_client(self.settings).connect()
+            await fetch_into_store(self._rest, self.writer, after, end_ms)
             self.rest_fetches += 1
             stored = self.stored(start_ms, end_ms)
         return stored
@@ -63,19 +67,39 @@ class StoreRestFetcher:
 
         return ArrayCandleProvider(CandleArrays.from_frame(frame)).closed_candles(start_ms, end_ms)
 
+    async def aclose(self) -> None:
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            await rest.close()
 
-async def fetch_into_store(settings: Settings, writer: DatasetWriter, start_ms: int, end_ms: int) -> int:
-    """REST klines with start_ms <= open_time < end_ms merged into `writer` (closed candles only;
-    the 429/418/5xx policy and weight pacing of the downloader). Returns the rows received."""
-    from coin_cli.data.download import KlineDownloader
 
+def rest_client(settings: Settings) -> Any:
+    from coin_cli.integrations.binance.rest import BinanceRESTClient
+
+    return BinanceRESTClient.from_settings(settings.binance, max_weight_per_minute=settings.data.max_weight_per_minute)
+
+
+async def fetch_into_store(rest: Any, writer: DatasetWriter, start_ms: int, end_ms: int) -> int:
+    """REST klines with start_ms <= open_time < end_ms (closed ones: the client drops the open one,
+    and applies the 429/418/5xx policy and weight pacing) merged into `writer`. Rows received."""
     if end_ms <= start_ms:
         return 0
-    b, d = settings.binance, settings.data
-    downloader = KlineDownloader(b.api_url, timeout=b.timeout, max_retries=b.max_retries,
-                                 page_limit=d.download_page_limit, max_weight_per_minute=d.max_weight_per_minute)
-    stats = await downloader.run(writer.symbol, writer.interval, [(start_ms, end_ms - 1)], writer)
-    return stats.rows_received
+    rows = await rest.klines_range(writer.symbol, writer.interval, start_ms, end_ms - 1)
+    if rows:
+        writer.add(_rows_to_frame(rows))
+    return len(rows)
+
+
+def _rows_to_frame(rows: list[list[Any]]) -> Any:
+    """Binance's 12-field kline arrays -> a store table (prices come as strings)."""
+    import numpy as np
+    import pandas as pd
+
+    from coin_cli.data.schema import CANDLE_COLUMNS, INT_COLUMNS
+
+    grid = np.array([r[:len(CANDLE_COLUMNS)] for r in rows], dtype=object)
+    return pd.DataFrame({name: grid[:, k].astype("int64" if name in INT_COLUMNS else "float64")
+                         for k, name in enumerate(CANDLE_COLUMNS)}, copy=False)
 
 
 class CandleRecorder:
@@ -124,7 +148,12 @@ def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, C
     if frame is not None and len(frame):
         start = max(start, int(frame["close_time"].iloc[-1]) + 1)
     # always at least one request: it proves the market answers before the ledger is opened
-    asyncio.run(fetch_into_store(settings, writer, min(start, now - step), now))
+
+    async def fetch() -> None:
+        async with rest_client(settings) as rest:
+            await fetch_into_store(rest, writer, min(start, now - step), now)
+
+    asyncio.run(fetch())
     if writer.frame is None or not len(writer.frame):
         from coin_cli.errors import ExchangeError
 
@@ -133,12 +162,9 @@ def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, C
 
 
 def market_source(settings: Settings, symbol: str, interval: str) -> Any:
-    """The kline stream: MarketDataWS (coin_cli/integrations/binance) once it exists, else ours."""
-    try:
-        from coin_cli.integrations.binance import MarketDataWS  # type: ignore[attr-defined]
-    except ImportError:
-        return KlineStreamSource(settings, symbol, interval)
-    return MarketDataWS.from_settings(settings, symbol, interval)
+    """The kline stream. KlineStreamSource until MarketDataWS (coin_cli/integrations/binance/
+    market_ws.py, the same MarketSource protocol) is in: swapping is this one line."""
+    return KlineStreamSource(settings, symbol, interval)
 
 
 class _Reconnect(Exception):
@@ -176,11 +202,11 @@ class KlineStreamSource:
 
         from binance import BinanceSocketManager
 
-        from coin_cli.data.download import client_class
         from coin_cli.runtime.events import StreamStatus
 
         b = self.settings.binance
-        client = await client_class(b.api_url).create(requests_params={"timeout": b.timeout})
+        rest = await rest_client(self.settings).connect()   # the socket manager needs an AsyncClient
+        client = rest.client
         down, attempt = False, 0
         try:
             while True:
@@ -209,7 +235,7 @@ class KlineStreamSource:
                     await _close(socket, self.CLOSE_TIMEOUT_S)
                 attempt = 0
         finally:
-            await _close_client(client, self.CLOSE_TIMEOUT_S)
+            await rest.close()
 
     async def _read(self, socket: Any, queue: asyncio.Queue[Any]) -> None:
         while True:
@@ -235,7 +261,3 @@ async def _close(socket: Any, timeout: float) -> None:
     with contextlib.suppress(Exception):  # a socket stuck reconnecting: abandon it after `timeout`
         await asyncio.wait_for(socket.__aexit__(None, None, None), timeout)
 
-
-async def _close_client(client: Any, timeout: float) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(client.close_connection(), timeout)

@@ -157,7 +157,7 @@ def test_socket_drop_or_stall_mid_run_every_bar_once_gap_filled(tmp_path: Path, 
     summary = _finish(proc)
     assert summary["bars"] == 30
     assert summary["gaps"] >= 1 and summary["gap_bars_filled"] >= 2, summary
-    assert fake.control("streams")["connects"] > before["connects"]
+    assert fake.control("streams")["result"]["connects"] > before["result"]["connects"]
     bars = _in_order_once(summary, tmp_path)
     assert len(bars) == 30
     replay = _replay(tmp_path, summary["first_bar"], summary["last_bar"])
