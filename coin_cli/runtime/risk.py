@@ -6,9 +6,12 @@ for every bar and state changes into the state file's risk_events and the log):
 - `approve_target` at the decision (bar close): state, stale data and the position limit.
   ACTIVE allows any target within +-max_position (0..max_position long-only); REDUCING and a
   stale bar allow only a smaller position on the same side; HALTED allows nothing but, with
-  flatten_on_halt, a flat target.
+  flatten_on_halt (the default), a flat target.
 - `cap_order` at the order (next open, when the order is sized): the largest single order
-  and the daily turnover budget, both in quote currency. The capped target is sized again by
+  and the daily turnover budget, both in quote currency. They limit NEW risk: an order that only
+  reduces exposure (REDUCING, the HALTED flatten, any move toward flat) is never cut by them, so
+  after a halt the position is zero at the next open and the drawdown stops within one bar's
+  move of `max_drawdown`; its notional still counts toward the day's turnover. The capped target is sized again by
   the ExecutionModel, so exchange-filter rounding (lot step, min notional) applies after capping
   and in one place only.
 
@@ -45,7 +48,7 @@ class RiskLimits:
     max_daily_turnover: float = 50.0          # multiples of equity per UTC day
     max_drawdown: float = 0.2
     reduce_drawdown: float = 0.15
-    flatten_on_halt: bool = False
+    flatten_on_halt: bool = True
     stale_ms: int = 2 * 3_600_000
     long_only: bool = True
 
@@ -67,6 +70,11 @@ class RiskLimits:
             "flatten_on_halt": self.flatten_on_halt,
             "stale_after_s": self.stale_ms / 1000,
         }
+
+
+def reduces_exposure(target: float, current: float) -> bool:
+    """True when moving from weight `current` to `target` only shrinks the position (same side, or flat)."""
+    return target * current >= 0.0 and abs(target) <= abs(current)
 
 
 class RiskManager:
@@ -170,6 +178,8 @@ class RiskManager:
         `order_notional` is the unsigned notional of the order sized for `target`. Returns the
         (possibly smaller) target and the reason; the caller sizes the order again when it changed.
         """
+        if reduces_exposure(target, current):
+            return target, "ok"
         day = bar_open_time // DAY_MS
         if day != self.day:
             self.day, self.day_turnover = day, 0.0

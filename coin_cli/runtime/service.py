@@ -51,13 +51,16 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
 
 
 def _record_outcome(run: Run, summary: dict[str, Any]) -> None:
-    """SIGINT: 130; SIGTERM: 0 (a requested stop); a ledger that ends HALTED: 5 (a risk halt)."""
+    """The one rule of every command: SIGINT 130, SIGTERM 143 (both after committing the bar in
+    progress: the run is `interrupted`, the ledger resumes); else a ledger that ends HALTED: 5."""
+    from coin_cli.errors import ExitCode
+
     if summary.get("stopped_by") == "SIGINT":
-        run.set_outcome("interrupted", 130)
-    elif summary.get("risk_state") == "HALTED":
-        run.set_outcome("halted", 5)
+        run.set_outcome("interrupted", ExitCode.INTERRUPTED)
     elif summary.get("stopped_by") == "SIGTERM":
-        run.set_outcome("stopped", 0)
+        run.set_outcome("interrupted", ExitCode.TERMINATED)
+    elif summary.get("risk_state") == "HALTED":
+        run.set_outcome("halted", ExitCode.BLOCKED)
 
 
 def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict[str, Any]:
@@ -132,6 +135,8 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
         "latency_p99_us": lat["bar"]["p99_us"],
         "submit_p99_us": lat["event_to_submit"]["p99_us"],
         "stopped_by": stopped,
+        "kept": (f"ledger committed after bar {_iso(rt.last_bar)}: run the same command to resume"
+                 if stopped else None),
         "data_generated": bool(rt.data_info.get("generated")),
     }
 

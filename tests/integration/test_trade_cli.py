@@ -206,9 +206,27 @@ def test_accounting_conservation_and_metrics(workdir: Path) -> None:
     assert fees == pytest.approx(summary["fees"], rel=1e-9) and len(ledger["fills"]) == summary["trades"]
     lines = [json.loads(x) for x in (workdir / "runs" / summary["run_id"] / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == summary["bars"]
-    for line in lines:            # cash + position value = equity (12 significant digits in the file)
-        assert line["cash"] + line["position"] * line["close"] == pytest.approx(line["equity"], rel=1e-10)
+    # every bar's books against a recomputation from the fills and the source CSV's closes
+    closes = {}
+    with (SHARED_DATA / "binance_ETHUSDT_5m.csv").open() as fh:
+        next(fh)
+        for row in fh:
+            parts = row.split(",")
+            closes[int(parts[0])] = float(parts[4])
+    fills = iter(ledger["fills"])
+    pending = next(fills, None)
+    cash, qty = summary["initial_cash"], 0.0
+    for line in lines:
+        while pending is not None and pending[1] <= line["bar"]:   # fills at this bar's open
+            cash, qty = cash - pending[2] * pending[3] - pending[5], qty + pending[2]
+            pending = next(fills, None)
+        close = closes[line["bar"]]
+        assert line["close"] == close
+        assert line["cash"] == pytest.approx(cash, rel=1e-9, abs=1e-6)
+        assert line["position"] == pytest.approx(qty, abs=1e-9)
+        assert line["equity"] == pytest.approx(cash + qty * close, rel=1e-9), line["bar"]
         assert len(line["lat_us"]) == 7 and line["total_us"] >= 0
+    assert pending is None                                          # every fill belongs to a bar
     assert lines[-1]["equity"] == pytest.approx(summary["final_equity"], rel=1e-11)
     assert [x["bar"] for x in lines] == sorted({x["bar"] for x in lines})
     saved = json.loads((workdir / "runs" / summary["run_id"] / "summary.json").read_text())
@@ -268,7 +286,7 @@ def test_sigint_and_sigterm_finish_the_bar_commit_and_resume(workdir: Path) -> N
     _import(workdir, "binance_ETHUSDT_5m.csv", "ETHUSDT", "5m")
     state = workdir / "s.sqlite"
     outcomes = []
-    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):   # the rule of every command
         proc = subprocess.Popen(_trade_cmd(state, "--speed", "400", "--to", "2020-12-05"), cwd=workdir,
                                 env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
@@ -282,7 +300,8 @@ def test_sigint_and_sigterm_finish_the_bar_commit_and_resume(workdir: Path) -> N
         assert summary["stopped_by"] == sig.name
         assert _last_bar(state) == summary["bars_total"]        # committed on the way out
         meta = json.loads((workdir / "runs" / summary["run_id"] / "meta.json").read_text())
-        assert meta["status"] == ("interrupted" if sig == signal.SIGINT else "stopped")
+        assert meta["status"] == "interrupted" and meta["exit_code"] == code
+        assert f"ledger committed after bar {summary['last_bar']}: run the same command to resume" in err
         outcomes.append(summary)
     assert outcomes[1]["resumed_from"] == outcomes[0]["last_bar"]
     rest = subprocess.run(_trade_cmd(state, "--to", "2020-12-05"), cwd=workdir, env=clean_env(),
@@ -294,25 +313,33 @@ def test_sigint_and_sigterm_finish_the_bar_commit_and_resume(workdir: Path) -> N
     assert _ledger(state) == _ledger(reference)
 
 
-def test_drawdown_kill_switch_halts_with_exit_5(workdir: Path) -> None:
+def test_drawdown_kill_switch_halts_with_exit_5_and_resumes_after_reset(workdir: Path) -> None:
     _import(workdir, "binance_BTCUSDT_5m.csv", "BTCUSDT", "5m")
-    env = {"COIN_RISK__MAX_DRAWDOWN": "0.03", "COIN_RISK__REDUCE_DRAWDOWN": "0.02", "COIN_RISK__FLATTEN_ON_HALT": "1"}
-    result = run_coin(["trade", "--mode", "replay", "--symbol", "BTCUSDT", "--interval", "5m", "--json"],
-                      cwd=workdir, env=env)
-    assert result.returncode == 5, result.stderr
-    summary = _json(result)
+    env = {"COIN_RISK__MAX_DRAWDOWN": "0.03", "COIN_RISK__REDUCE_DRAWDOWN": "0.02"}   # flatten_on_halt: default
+
+    def trade(to: str, *more: str) -> tuple[int, dict[str, Any], str]:
+        result = run_coin(["trade", "--mode", "replay", "--symbol", "BTCUSDT", "--interval", "5m", "--to", to,
+                           "--json", *more], cwd=workdir, env=env)
+        return result.returncode, _json(result), result.stderr
+
+    code, summary, err = trade("2020-12-10")
+    assert code == 5, err
     assert summary["risk_state"] == "HALTED" and summary["position"] == 0.0   # flattened
     assert summary["max_drawdown"] >= 0.03
-    assert "HALTED" in result.stderr and "DRAWDOWN" in result.stderr          # the log notifier's alerts
-    events = _ledger(Path(summary["state_file"]))["risk_events"]
+    assert "HALTED" in err and "DRAWDOWN" in err                             # the log notifier's alerts
+    state = Path(summary["state_file"])
+    events = _ledger(state)["risk_events"]
     assert [e[2] for e in events][-1] == "HALTED"
-    again = run_coin(["trade", "--mode", "replay", "--symbol", "BTCUSDT", "--interval", "5m", "--json"],
-                     cwd=workdir, env=env)
-    assert again.returncode == 5 and _json(again)["bars"] == 0              # still halted, nothing new
-    reset = run_coin(["trade", "--mode", "replay", "--symbol", "BTCUSDT", "--interval", "5m", "--reset-halt",
-                      "--json"], cwd=workdir, env=env)
-    assert _json(reset)["bars"] == 0 and reset.returncode in (0, 5)
-    assert _ledger(Path(summary["state_file"]))["risk_events"][-1][2] == "ACTIVE"
+    # new candles while halted: every bar is processed, nothing is traded
+    code, again, _ = trade("2020-12-15")
+    assert code == 5 and again["bars"] == 5 * 288 and again["trades"] == summary["trades"]
+    assert again["position"] == 0.0 and again["resumed_from"] == summary["last_bar"]
+    # --reset-halt: ACTIVE from the next bar, and the policy trades again
+    code, reset, err = trade("2020-12-20", "--reset-halt")
+    assert reset["bars"] == 5 * 288 and reset["trades"] > again["trades"], err
+    after = _ledger(state)["risk_events"][len(events):]
+    assert after[0][1:3] == ("HALTED", "ACTIVE") and "--reset-halt" in after[0][3]
+    assert code == (5 if reset["risk_state"] == "HALTED" else 0)
 
 
 def test_max_bars_then_resume_equals_one_run(workdir: Path) -> None:

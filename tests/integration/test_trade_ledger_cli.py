@@ -53,3 +53,53 @@ def test_an_explicit_state_file_of_another_identity_is_refused(coin, workdir: Pa
                 env={**BOOT, "COIN_ENV__INITIAL_CASH": "500"})
     assert cash.returncode == 2 and "initial_cash" in cash.stderr
     assert ledger.read_bytes() == before                                     # refused, never touched
+
+
+# ---- the kill switch cuts exposure (item 3) --------------------------------------------------------
+
+HOUR_MS = 3_600_000
+FEE_AND_SLIPPAGE = 0.0015     # the defaults: fee 10 bps + slippage 5 bps on the flattening sell
+
+
+def _crash_csv(path: Path) -> list[tuple[int, float, float, float, float, float]]:
+    """A calm rise (the features warm up, buy-and-hold buys), then a fall of 1.5% per bar with no
+    bounce: a position kept after the halt would lose ~95%."""
+    rows, price = [], 20_000.0
+    for i in range(900):
+        step = 1.0002 if i < 600 else 0.985
+        open_, close = price, price * step
+        rows.append((1_600_000_000_000 // HOUR_MS * HOUR_MS + i * HOUR_MS, open_, max(open_, close) * 1.001,
+                     min(open_, close) * 0.999, close, 10.0))
+        price = close
+    lines = ["open_time_ms,open,high,low,close,volume"] + [",".join(f"{v:.8f}" if isinstance(v, float) else str(v)
+                                                                     for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def test_the_default_kill_switch_leaves_no_position_and_bounds_the_drawdown(coin, workdir: Path) -> None:
+    rows = _crash_csv(workdir / "crash.csv")
+    imported = coin("data", "import", str(workdir / "crash.csv"), "--symbol", "BTCUSDT", "--interval", "1h")
+    assert imported.returncode == 0, imported.stderr
+    # a turnover cap far below the position: the flattening sell must still go through whole
+    result = coin(*REPLAY, "--policy", "buyhold", "--symbol", "BTCUSDT", "--interval", "1h",
+                  env={"COIN_RISK__MAX_DAILY_TURNOVER": "0.5", "COIN_RISK__MAX_ORDER_NOTIONAL": "100"})
+    assert result.returncode == 5, result.stderr
+    summary = _json(result)
+    assert summary["risk_state"] == "HALTED" and summary["position"] == 0.0
+    conn = sqlite3.connect(summary["state_file"])
+    try:
+        halt_bar = conn.execute("SELECT bar FROM risk_events WHERE to_state = 'HALTED'").fetchone()[0]
+        flatten = conn.execute("SELECT f.bar, f.qty, f.qty_after FROM fills f JOIN orders o USING (seq) "
+                               "WHERE o.leg = 1").fetchall()
+    finally:
+        conn.close()
+    # one flattening sell, at the open right after the halt bar, leaving nothing
+    assert len(flatten) == 1 and flatten[0][0] == halt_bar + HOUR_MS and flatten[0][2] == 0.0
+    # drawdown bound, from the candles alone: the limit plus the halt bar's move and the next open's
+    # gap (none here) and the sell's fee and slippage
+    i = next(k for k, r in enumerate(rows) if r[0] == halt_bar)
+    halt_move = abs(rows[i][4] / rows[i - 1][4] - 1.0)
+    gap = abs(rows[i + 1][1] / rows[i][4] - 1.0)
+    assert 0.2 <= summary["max_drawdown"] <= 0.2 + halt_move + gap + FEE_AND_SLIPPAGE
+    assert summary["max_drawdown"] < 0.25          # kept, the position would have gone on to lose ~95%

@@ -107,3 +107,22 @@ def test_snapshot_restore_round_trip() -> None:
     again.restore(cp)
     assert (again.state, again.peak_equity, again.day_turnover) == (HALTED, 100.0, 50.0)
     assert again.max_drawdown_seen == pytest.approx(0.3)
+
+
+def test_order_caps_never_cut_an_order_that_only_reduces_exposure() -> None:
+    risk, _ = _risk(max_order_notional=100.0, max_daily_turnover=0.01)
+    # new risk: cut to the order cap (100 of a 5,000 order moves 1/50 of the way)
+    assert risk.cap_order(0.5, 0.0, 5_000.0, 10_000.0, 0) == (pytest.approx(0.01), "cap: max_order_notional")
+    risk.on_fill(100.0, 0)                          # the day's budget (0.01 x 10,000 = 100) is now spent
+    assert risk.cap_order(0.5, 0.01, 4_900.0, 10_000.0, 1)[0] == pytest.approx(0.01)
+    # the flatten and every move toward flat pass whole, however large and whatever the day has traded
+    assert risk.cap_order(0.0, 0.9, 9_000.0, 10_000.0, 2) == (0.0, "ok")
+    assert risk.cap_order(0.3, 0.9, 6_000.0, 10_000.0, 3) == (0.3, "ok")
+    assert risk.cap_order(-0.2, 0.9, 11_000.0, 10_000.0, 4)[1] == "cap: max_daily_turnover"  # flips side: new risk
+
+
+def test_flatten_on_halt_is_the_default() -> None:
+    from coin_cli.config import Settings
+
+    assert RiskLimits().flatten_on_halt is True
+    assert RiskLimits.from_settings(Settings(), HOUR).flatten_on_halt is True
