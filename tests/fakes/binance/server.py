@@ -277,7 +277,10 @@ class FakeBinance(Listening):
         elif action == "accept":
             await self._set_refusing(False)
         elif action in CONTROL_ACTIONS:
-            result = CONTROL_ACTIONS[action](self, body)
+            try:
+                result = CONTROL_ACTIONS[action](self, body)
+            except ApiError as exc:  # e.g. a hand-placed order the account cannot pay for
+                return web.json_response({"ok": False, "code": exc.code, "msg": exc.msg}, status=exc.status)
             if result is not None:
                 return web.json_response({"ok": True, "result": result})
         else:
