@@ -137,6 +137,9 @@ def test_end_to_end_artifacts_and_manifest(trained: tuple[Path, Path, dict]) -> 
 
     features = json.loads((run_dir / "feature_manifest.json").read_text())
     assert features["implementation_hash"] == FeatureSpec.default().implementation_hash()
+    edges = features["drift_reference"]["edges"]   # the runtime's drift reference: deciles per feature
+    assert set(edges) == set(FeatureSpec.default().names)
+    assert all(len(e) == 9 and e == sorted(e) for e in edges.values())
     curve = pd.read_csv(run_dir / "training_curve.csv")
     assert list(curve["timesteps"]) == [1024, 2048]
     svg = ET.fromstring((run_dir / "equity_test.svg").read_text())
