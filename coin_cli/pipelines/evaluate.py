@@ -28,7 +28,7 @@ AGENT = "agent"
 BASELINES = ("voltarget", "buyhold", "flat")
 SPLITS = ("val", "test")
 TABLE_METRICS = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "turnover", "fees",
-                 "trades", "exposure")
+                 "trades", "exposure", "ruined")
 
 
 def stitch(traces: Sequence[EquityTrace]) -> EquityTrace:
@@ -45,6 +45,8 @@ def stitch(traces: Sequence[EquityTrace]) -> EquityTrace:
         fees=np.concatenate([t.fees for t in traces]),
         traded_notional=np.concatenate([t.traded_notional for t in traces]),
         fills=np.concatenate([t.fills for t in traces]),
+        ruined=np.concatenate([t.ruined if t.ruined is not None else np.zeros(len(t.weight), dtype=bool)
+                               for t in traces]),
     )
 
 
@@ -75,7 +77,14 @@ def promotion_decision(evaluation: Mapping[str, Mapping[str, Any]], margin: floa
         checks[split] = {"agent_sharpe": agent_sharpe, "best_baseline": best, "best_baseline_sharpe": best_sharpe,
                          "sharpe_diff": diff, "ci_low": result["sharpe_diff"]["low"],
                          "ci_high": result["sharpe_diff"]["high"], "passed": passed}
-        if not passed:
+        ruined = bool(result["metrics"][AGENT].get("ruined"))
+        if ruined:
+            passed = False
+            reasons.append(f"{split}: the agent hit the ruin stop (equity below env.ruin_fraction of the "
+                           "initial cash); it is held flat at that equity for the rest of the split")
+        checks[split]["ruined"] = ruined
+        checks[split]["passed"] = passed
+        if diff <= margin:
             reasons.append(f"{split}: agent Sharpe {agent_sharpe:.3f} does not beat {best} {best_sharpe:.3f} "
                            f"by more than the margin {margin:g} (difference {diff:+.3f})")
     return {"status": "promoted" if not reasons else "not_promoted", "margin": margin, "checks": checks,

@@ -13,20 +13,30 @@ MS_PER_YEAR = 365.0 * 24 * 3600 * 1000
 
 METRIC_NAMES = (
     "total_return", "annualised_return", "sharpe", "sortino", "max_drawdown",
-    "turnover", "fees", "trades", "exposure", "final_equity", "bars",
+    "turnover", "fees", "trades", "exposure", "final_equity", "bars", "ruined",
 )
 
 
 @dataclass(frozen=True)
 class EquityTrace:
     """One strategy over one split: equity at every bar's close (first entry = start equity),
-    the position weight held over each bar, and per-bar fees, traded notional and fills."""
+    the position weight held over each bar, and per-bar fees, traded notional and fills.
+    `ruined` marks the bars after the env's ruin stop ended the policy's episode: the trace stays
+    flat at its last equity there, so every policy covers the same bars of a split."""
 
     equity: np.ndarray
     weight: np.ndarray
     fees: np.ndarray
     traded_notional: np.ndarray
     fills: np.ndarray
+    ruined: np.ndarray | None = None
+
+    @property
+    def ruined_from(self) -> int | None:
+        """Index of the first bar spent ruined, or None."""
+        if self.ruined is None or not np.any(self.ruined):
+            return None
+        return int(np.argmax(self.ruined))
 
     @property
     def returns(self) -> np.ndarray:
@@ -104,6 +114,7 @@ def compute_metrics(trace: EquityTrace, periods_per_year: float) -> dict[str, fl
         "exposure": float(np.mean(np.abs(trace.weight))) if len(trace.weight) else 0.0,
         "final_equity": float(equity[-1]) if equity.size else 0.0,
         "bars": int(n),
+        "ruined": trace.ruined_from is not None,
     }
 
 

@@ -152,8 +152,18 @@ def rollout_trace(settings: Settings, dataset: Dataset, span: Span, policy: Any)
     equity = np.concatenate([[float(settings.env.initial_cash)], np.asarray(cols["equity"], dtype=np.float64)])
     traded = np.abs(np.asarray(cols["traded_qty"], dtype=np.float64))
     notional = traded * np.asarray(cols["fill_price"], dtype=np.float64)
-    trace = EquityTrace(equity=equity, weight=np.asarray(cols["position"], dtype=np.float64),
-                        fees=np.asarray(cols["fee"], dtype=np.float64), traded_notional=notional,
-                        fills=(traded > 0).astype(np.int64))
+    weight = np.asarray(cols["position"], dtype=np.float64)
+    fees = np.asarray(cols["fee"], dtype=np.float64)
+    # The ruin stop ends the episode early: the policy stays ruined, flat at its last equity, for
+    # the rest of the split, so every policy is compared over the same bars.
+    missing = (env.stop_bar - first) - weight.size
+    ruined = np.zeros(weight.size + max(missing, 0), dtype=bool)
+    if missing > 0:
+        ruined[weight.size:] = True
+        equity = np.concatenate([equity, np.full(missing, equity[-1])])
+        weight, fees, notional, traded = (np.concatenate([a, np.zeros(missing)]) for a in (weight, fees, notional,
+                                                                                            traded))
+    trace = EquityTrace(equity=equity, weight=weight, fees=fees, traded_notional=notional,
+                        fills=(traded > 0).astype(np.int64), ruined=ruined)
     times = dataset.close_times[first:first + equity.size]
     return trace, times

@@ -32,7 +32,7 @@ from coin_cli.runs import Run
 log = logging.getLogger("coin.train")
 
 Progress = Callable[[int, int | None, str | None], None]
-TRACE_FIELDS = ("equity", "weight", "fees", "traded_notional", "fills")
+TRACE_FIELDS = ("equity", "weight", "fees", "traded_notional", "fills", "ruined")
 TIMES = "times"  # per split: close time (ms) of every equity point, stored beside the traces
 
 
@@ -276,7 +276,8 @@ def _save_traces(path: Path, traces: dict[str, dict[str, Any]]) -> None:
             if name == TIMES:
                 arrays[f"{split}.{TIMES}.ms"] = np.asarray(trace)
             else:
-                arrays.update({f"{split}.{name}.{field}": getattr(trace, field) for field in TRACE_FIELDS})
+                arrays.update({f"{split}.{name}.{field}": getattr(trace, field) for field in TRACE_FIELDS
+                               if getattr(trace, field) is not None})
     atomic_write_with(path, lambda fh: np.savez(fh, **arrays))
 
 

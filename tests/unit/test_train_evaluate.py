@@ -48,13 +48,44 @@ def test_gate_promotes_only_when_both_splits_beat_the_best_baseline_by_the_margi
     assert promotion_decision(good, margin=1e6)["status"] == "not_promoted"
 
 
+def _with_sharpe(z: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Returns whose sample mean and std (ddof=1) are exactly `mean` and `std`."""
+    return mean + std * z
+
+
 def test_best_baseline_is_the_highest_sharpe() -> None:
     rng = np.random.default_rng(5)
-    up = np.abs(rng.normal(0.001, 0.002, size=300))
-    result = evaluate_split({"agent": _trace(up * 0.1), "voltarget": _trace(up * 0.5), "buyhold": _trace(up * 0.9),
-                             "flat": _trace(np.zeros(300), 0.0)}, PPY, seed=0, n_boot=100)
-    assert result["best_baseline"] in ("voltarget", "buyhold")
-    assert result["metrics"]["flat"]["sharpe"] == 0.0
+    x = rng.normal(size=300)
+    z = (x - x.mean()) / x.std(ddof=1)                     # mean 0, std 1 exactly (to float precision)
+    ann = np.sqrt(PPY)
+    # Sharpe per bar 0.10 (voltarget) vs 0.05 (buyhold): different shapes of risk, not scaled copies
+    for vol_ratio, hold_ratio, expected in ((0.10, 0.05, "voltarget"), (0.04, 0.08, "buyhold")):
+        traces = {"agent": _trace(_with_sharpe(z, 0.0001, 0.01)),
+                  "voltarget": _trace(_with_sharpe(z, vol_ratio * 0.004, 0.004), 0.5),
+                  "buyhold": _trace(_with_sharpe(z[::-1].copy(), hold_ratio * 0.012, 0.012)),
+                  "flat": _trace(np.zeros(300), 0.0)}
+        result = evaluate_split(traces, PPY, seed=0, n_boot=100)
+        assert result["best_baseline"] == expected
+        assert result["metrics"]["voltarget"]["sharpe"] == pytest.approx(vol_ratio * ann, rel=1e-9)
+        assert result["metrics"]["buyhold"]["sharpe"] == pytest.approx(hold_ratio * ann, rel=1e-9)
+        assert result["metrics"]["flat"]["sharpe"] == 0.0
+        assert result["sharpe_diff"]["diff"] == pytest.approx((0.01 - max(vol_ratio, hold_ratio)) * ann, rel=1e-9)
+
+
+def test_a_ruined_agent_is_reported_and_not_promoted() -> None:
+    good = {"val": _split(0.003, 1), "test": _split(0.003, 2)}
+    assert promotion_decision(good, margin=0.5)["status"] == "promoted"
+    good["test"]["metrics"]["agent"]["ruined"] = True
+    decision = promotion_decision(good, margin=0.5)
+    assert decision["status"] == "not_promoted" and decision["checks"]["test"]["ruined"] is True
+    assert decision["reasons"] == [decision["reasons"][0]] and "ruin stop" in decision["reasons"][0]
+    # a padded (ruined) trace: flat at its last equity, counted as ruined from its first padded bar
+    n = 5
+    trace = EquityTrace(np.array([100.0, 90.0, 40.0, 40.0, 40.0, 40.0]), np.zeros(n), np.zeros(n), np.zeros(n),
+                        np.zeros(n), ruined=np.array([False, False, True, True, True]))
+    assert trace.ruined_from == 2
+    joined = stitch([_trace(np.array([0.1])), trace])
+    assert joined.ruined_from == 3 and joined.ruined.size == joined.weight.size == 6
 
 
 def test_stitch_chains_fold_returns() -> None:
