@@ -129,3 +129,36 @@ def progress(description: str, total: int | None = None) -> Iterator[ProgressRep
     with bar:
         task = bar.add_task(description, total=total)
         yield ProgressReporter(bar, task)
+
+
+@contextmanager
+def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
+    """A callback for `coin stream market` events: JSON lines with --json; otherwise a live table of
+    the last `keep` klines on stdout (gap-filled ones marked) and stream down/up lines on stderr."""
+    if json_mode:
+        def write(event: Mapping[str, Any]) -> None:
+            sys.stdout.write(json.dumps(event, default=str) + "\n")
+            sys.stdout.flush()
+
+        yield write
+        return
+    from rich.live import Live
+
+    rows: list[list[Any]] = []
+
+    def table() -> Table:
+        return rows_table("closed klines", ["time", "open", "high", "low", "close", "volume", "note"], rows[-keep:])
+
+    console = out()
+    with Live(table(), console=console, auto_refresh=False, transient=False) as live:
+        def show(event: Mapping[str, Any]) -> None:
+            if event.get("event") == "kline":
+                rows.append([event["time"], event["open"], event["high"], event["low"], event["close"],
+                             event["volume"], "gap-filled" if event.get("gap_filled") else ""])
+                live.update(table(), refresh=True)
+            else:
+                info(f"{event.get('event')}: {event.get('detail', '')}")
+
+        yield show
+    if not console.is_terminal:  # off a terminal Live prints the final table without a line end
+        console.line()
