@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from coin_cli import __version__
-from coin_cli.commands import data, notify, stream, trade, train
+from coin_cli.commands import data, notify, report, stream, trade, train
 from coin_cli.context import AppContext
 from coin_cli.errors import CoinError, ExitCode, Terminated
 
@@ -127,6 +127,7 @@ app.command("train", help="Train an agent, or --probe: the end-to-end readiness 
 app.command("trade", help="Run the trading loop: replay, paper (default) or live.")(trade.trade)
 app.add_typer(stream.app, name="stream", help="Binance user data stream and market klines.")
 app.command("notify", help="Send a Telegram message (cron scripts, runtime alerts).")(notify.notify)
+app.command("report", help="One self-contained HTML page of a run: figures, charts, settings.")(report.report)
 
 
 def main() -> None:

@@ -60,7 +60,8 @@ def trade(
 
         with _status_display(json_mode) as status:
             summary = run_trade(settings, run, request, status)
-    render.emit(summary, json_mode=json_mode, tables=[render.kv_table("trade", summary)], run_id=run.run_id)
+    render.emit(summary, json_mode=json_mode, tables=[render.kv_table("trade", {  # performance: see coin report
+        k: v for k, v in summary.items() if k != "performance"})], run_id=run.run_id)
     if summary.get("kept"):
         render.info(f"{'interrupted' if summary['stopped_by'] == 'SIGINT' else 'terminated (SIGTERM)'}: "
                     f"{summary['kept']}")

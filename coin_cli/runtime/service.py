@@ -43,6 +43,9 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
             summary = summarise(rt, elapsed)
             rt.metrics.maybe_prometheus(prometheus_values(rt), force=True)
             rt.metrics.flush()
+            from coin_cli.report.service import finish_trade_run  # figures + equity.svg (matplotlib)
+
+            summary["performance"] = finish_trade_run(run.dir, summary, rt.alerts.raised)
             run.write_json("summary.json", summary)
         finally:
             rt.close()
