@@ -7,8 +7,8 @@ the same equity whichever of them runs it (DESIGN.md §4). Semantics:
   that open (`cash + qty * open`);
 - the order quantity is rounded DOWN (toward zero) to `lot_step`; a target of 0 sells the whole
   position (rounded to the step), so closing leaves no dust;
-- the order is skipped (0.0) when its |quantity| < `min_qty` or its notional at the open <
-  `min_notional`;
+- the order is skipped (0.0) when its |quantity| < `min_qty` or its notional at the price it
+  FILLS at (after slippage and the tick, as the exchange checks it) < `min_notional`;
 - the fill price moves against the trader by `slippage_bps` and lands on the tick in the adverse
   direction (buys round up, sells down);
 - `fee_bps` of the fill notional is charged in the quote currency;
@@ -120,7 +120,7 @@ class ExecutionModel:
         # adds at most 1e-9 of a step, so an order under the minimums with a whole step added
         # stays under them whatever the rounding and the long-only caps (which only shrink it).
         mag = (delta if delta >= 0.0 else -delta) + self._step
-        if mag < self._min_qty or mag * price < self._min_notional:
+        if mag < self._min_qty or mag * (price * self._up + self._tick) < self._min_notional:
             return 0.0
         if delta > 0.0:
             delta = self._lot(delta)
@@ -134,7 +134,8 @@ class ExecutionModel:
                 delta = -self._lot(qty)
         if delta == 0.0 or (delta if delta > 0.0 else -delta) < self._min_qty:
             return 0.0
-        if (delta if delta > 0.0 else -delta) * price < self._min_notional:
+        fill_price = self.buy_price(price) if delta > 0.0 else self.sell_price(price)
+        if (delta if delta > 0.0 else -delta) * fill_price < self._min_notional:
             return 0.0
         return delta
 
@@ -208,7 +209,7 @@ class ExecutionModel:
             fee = notional * self.fee_rate
         else:
             return None, cash, qty
-        if size == 0.0 or size < self._min_qty or size * open_price < self._min_notional:
+        if size == 0.0 or size < self._min_qty or size * price < self._min_notional:  # at the fill price
             return None, cash, qty
         new_qty = qty + delta
         if -self._dust < new_qty < self._dust:

@@ -139,3 +139,17 @@ def test_fused_execute_equals_the_three_calls(long_only: bool, step: float, tick
             continue
         fill = m.fill(order, price)
         assert fused == (fill, *m.apply(fill, cash, qty)), (weight, cash, qty, price)
+
+
+def test_min_notional_is_checked_at_the_fill_price_after_slippage() -> None:
+    # slippage 100 bps, tick 0.01, min_notional 10: selling 0.1 at an open of 100.5 is 10.05 at the
+    # open but fills at 99.49 (100.5 * 0.99 = 99.495, down to the tick) -> 9.949 < 10: refused
+    m = model(min_notional=10.0, min_qty=0.0, lot_step=0.1, tick_size=0.01, fee_bps=0.0, slippage_bps=100.0)
+    assert 0.1 * 100.5 >= 10.0 and 0.1 * 99.49 < 10.0
+    assert m.order_for_target(0.0, cash=0.0, qty=0.1, price=100.5) == 0.0
+    assert m.execute(0.0, 0.0, 0.1, 100.5) == (None, 0.0, 0.1)
+    # a buy of 0.1 at an open of 99.5: 9.95 at the open, fills at 100.50 (99.5 * 1.01 = 100.495, up) -> 10.05: done
+    assert 0.1 * 99.5 < 10.0 and 0.1 * 100.50 >= 10.0
+    assert m.order_for_target(1.0, cash=10.06, qty=0.0, price=99.5) == pytest.approx(0.1)
+    fill, _, qty = m.execute(1.0, 10.06, 0.0, 99.5)
+    assert fill is not None and fill.price == 100.5 and qty == pytest.approx(0.1)
