@@ -145,4 +145,16 @@ def test_cash_plus_position_is_equity_after_every_fill(tmp_path: Path) -> None:
         cash, qty = cash - fqty * price - fee, qty + fqty
         assert (cash_after, qty_after) == (pytest.approx(cash, rel=1e-12), pytest.approx(qty, abs=1e-12))
     assert rt.portfolio.fees == pytest.approx(sum(f[5] for f in fills), rel=1e-12)
-    assert rt.portfolio.equity == pytest.approx(rt.portfolio.cash + rt.portfolio.qty * rt.portfolio.price)
+    # prices and the final equity against the candles as stored (read with pandas, not the store)
+    import math
+
+    import pandas as pd
+
+    candles = pd.read_parquet(tmp_path / "data" / "binance" / "BTCUSDT" / "1h.parquet").set_index("open_time")
+    for _seq, bar, fqty, price, *_rest in fills:           # fills at the bar's open, 5 bps against the trader
+        raw = candles.loc[bar, "open"] * (1.0005 if fqty > 0 else 0.9995)
+        ticks = math.ceil(raw / 0.01 - 1e-9) if fqty > 0 else math.floor(raw / 0.01 + 1e-9)
+        assert price == pytest.approx(ticks * 0.01, abs=1e-9)
+    last_close = float(candles["close"].iloc[-1])
+    assert rt.portfolio.cash == pytest.approx(cash, rel=1e-12) and rt.portfolio.qty == pytest.approx(qty, abs=1e-12)
+    assert rt.snapshot()["equity"] == pytest.approx(cash + qty * last_close, rel=1e-12)
