@@ -230,18 +230,13 @@ def _probe_rollout(settings: Settings, run: Run, candles: pd.DataFrame, features
 
 def _write_chart(path: Any, settings: Settings, times: list[int], vol: dict[str, list[Any]],
                  hold: dict[str, list[Any]]) -> None:
-    from coin_cli.env.svg_chart import Panel, line_chart
-    from coin_cli.fsio import atomic_write_text
+    from coin_cli.report.charts import equity_lines_chart
 
     n = len(times)
     cumulative = np.cumsum(vol.get("reward", [])).tolist() if n else []
     hold_cum = np.cumsum(hold.get("reward", [])).tolist() if n else []
-    equity, hold_equity = vol.get("equity", []), hold.get("equity", [])[:n]
-    a = f"VolTarget (final {equity[-1]:,.0f})" if n else "VolTarget"
-    b = f"buy and hold (final {hold_equity[-1]:,.0f})" if n else "buy and hold"
-    panels = [
-        Panel("equity (quote currency)", {a: equity, b: hold_equity}, {b}),
-        Panel("cumulative reward (log growth)", {a: cumulative, b: hold_cum[:n]}, {b}),
-    ]
+    lines = {"VolTarget": vol.get("equity", []), "buy and hold": hold.get("equity", [])[:n]}
     title = f"train probe: {settings.data.symbol} {settings.data.interval}, VolTarget vs buy and hold"
-    atomic_write_text(path, line_chart(title, times, panels))
+    equity_lines_chart(path, title, times, lines, ylabel="equity (quote currency)",
+                       second=("cumulative reward (log growth)",
+                               {"VolTarget": cumulative, "buy and hold": hold_cum[:n]}))

@@ -183,8 +183,7 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
 
 def _finish(settings: Settings, run: Run, dataset: Any, folds: list[Fold],
             fold_traces: list[dict[str, dict[str, EquityTrace]]], curve: list[dict[str, Any]]) -> dict[str, Any]:
-    from coin_cli.env.svg_chart import Panel, line_chart
-    from coin_cli.fsio import atomic_write_text
+    from coin_cli.report.charts import curve_chart, equity_lines_chart
 
     ppy = dataset.periods_per_year
     evaluation: dict[str, Any] = {}
@@ -203,8 +202,9 @@ def _finish(settings: Settings, run: Run, dataset: Any, folds: list[Fold],
     lines = {name: trace.equity.tolist() for name, trace in stitched["test"].items()}
     title = (f"{settings.data.symbol} {settings.data.interval}, test split: agent ({settings.train.algo}) "
              f"vs baselines, after fees and slippage")
-    svg = line_chart(title, times.tolist(), [Panel("equity (quote)", lines=lines, dashed={"flat"})])
-    atomic_write_text(run.dir / "equity_test.svg", svg)
+    starts = [int(ft["test"][TIMES][0]) for ft in fold_traces[1:]]  # type: ignore[index]
+    equity_lines_chart(run.dir / "equity_test.svg", title, times.tolist(), lines, boundaries_ms=starts)
+    curve_chart(run.dir / "training_curve.svg", curve, "training curve: validation reward per evaluation")
 
     last = run.dir / "folds" / str(folds[-1].index)
     shutil.copyfile(last / "best_model.zip", run.dir / sb3_agents.MODEL_FILE)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import numpy as np
 import pandas as pd
 
-from coin_cli.env.svg_chart import Panel, line_chart
 from coin_cli.features import FeatureSpec, compute_offline_array
 from coin_cli.features.parity import parity_report
 
@@ -33,19 +30,3 @@ def test_parity_report_passes_and_catches_a_perturbed_feature() -> None:
     assert bad["features"]["ret_1"]["max_scaled_diff"] == 0.0
     offline[350, j] = np.nan  # NaN on one side only is a failure, not a silent pass
     assert parity_report(frame, spec, offline)["features"]["rsi_14"]["max_scaled_diff"] == float("inf")
-
-
-def test_line_chart_is_valid_svg_with_labels_and_downsampled_lines() -> None:
-    times = list(range(0, 5000 * 3_600_000, 3_600_000))
-    a = list(np.linspace(10_000, 12_000, 5000))
-    svg = line_chart("probe & <chart>", times, [Panel("equity (quote currency)", {"A": a, "B": a[::-1]}, {"B"}),
-                                                 Panel("cumulative reward", {"A": [0.0] * 5000})])
-    root = ET.fromstring(svg)
-    ns = "{http://www.w3.org/2000/svg}"
-    texts = [t.text for t in root.iter(f"{ns}text")]
-    assert "probe & <chart>" in texts and "time (UTC)" in texts and "equity (quote currency)" in texts
-    assert any(t and t.startswith("1970-") for t in texts)  # dated x ticks
-    lines = list(root.iter(f"{ns}polyline"))
-    assert len(lines) == 3
-    assert len(lines[0].get("points").split()) <= 1501
-    assert ET.fromstring(line_chart("empty", [], [Panel("y", {"A": []})])) is not None
