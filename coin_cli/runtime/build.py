@@ -300,12 +300,13 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     else:  # a policy that names the features it reads gets only those computed per bar
         outputs = getattr(policy, "feature_inputs", None)
     features = OnlineFeatureEngine(spec, outputs=outputs)
-    execution = ExecutionModel(ExecutionParams.from_settings(settings))
-    limits = RiskLimits.from_settings(settings, interval_ms(interval))
-
     market = None
     if mode == "paper":  # reach the market before the ledger is touched: unreachable is exit 4, nothing written
         market = prepare_market(settings, features.warmup + settings.env.lookback)
+    # paper: the exchange's filters (exchangeInfo); replay: the env.* settings, as TradingEnv
+    execution = ExecutionModel(market[3] if market is not None else ExecutionParams.from_settings(settings))
+    limits = RiskLimits.from_settings(settings, interval_ms(interval))
+
     portfolio = Portfolio(execution, settings.env.initial_cash)
     broker = (broker_factory or PaperBroker)(execution, portfolio)
     identity = ledger_identity(settings, execution)
@@ -319,7 +320,7 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
 
         ready = features.warmup + settings.env.lookback
         if market is not None:  # paper: the store brought up to now, then the kline stream
-            writer, arrays, _now = market
+            writer, arrays, _now, _params = market
             data_info = {"generated": False, "source": SOURCE_PAPER, "rows": len(arrays)}
             first = cp.first_bar if cp is not None and cp.first_bar is not None else int(arrays.close_time[-1]) + 1
             next_open = _warm_up(features, obs_window, arrays, first, ready, cp)

@@ -1,8 +1,9 @@
 """Paper mode's market side: the candle store kept up to date over Binance REST, and the kline stream.
 
 - `prepare_market` runs BEFORE the ledger is opened: it reaches the market (so an unreachable one
-  is an exit 4 with nothing written) and fetches the warm-up history missing from the store up to
-  now, so the features are warm at the first live bar.
+  is an exit 4 with nothing written), takes the symbol's exchange filters for the ExecutionModel
+  (and so the ledger identity) and fetches the warm-up history missing from the store up to now,
+  so the features are warm at the first live bar.
 - `StoreRestFetcher` is GapFiller's async provider: the store first, then REST for what the store
   lacks; what REST returns is merged into the store (full rows, atomically, DatasetWriter).
 - `CandleRecorder` appends the stream's closed candles the runtime processed to the store, in
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -128,13 +128,17 @@ class CandleRecorder:
         self.rows = []
 
 
-def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, CandleArrays, int]:
-    """Reach the market and bring the store up to now (at least `warm_bars` closed bars back).
+def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, CandleArrays, int, Any]:
+    """Reach the market: the symbol's exchange filters (exchangeInfo, cached in the data folder)
+    and the store brought up to now (at least `warm_bars` closed bars back).
 
-    Returns the store's writer, its candles, and the server-clock now. Raises ExchangeError (exit 4)
-    naming the endpoint when the market cannot be reached; nothing else is touched before."""
+    Returns the store's writer, its candles, the server-clock now and the ExecutionParams with the
+    exchange's numbers. Raises ExchangeError (exit 4) naming the endpoint when the market cannot be
+    reached; nothing else is touched before."""
     from coin_cli.data.schema import interval_ms, normalize_interval
     from coin_cli.data.service import store_for
+    from coin_cli.env.execution import ExecutionParams
+    from coin_cli.integrations.binance.filters import cache_path, execution_params, fetch_filters
     from coin_cli.runtime.sources import CandleArrays
 
     d = settings.data
@@ -149,115 +153,22 @@ def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, C
         start = max(start, int(frame["close_time"].iloc[-1]) + 1)
     # always at least one request: it proves the market answers before the ledger is opened
 
-    async def fetch() -> None:
+    async def fetch() -> Any:
         async with rest_client(settings) as rest:
+            filters = await fetch_filters(rest, d.symbol, cache_path(settings.paths.data_dir, d.exchange, d.symbol))
             await fetch_into_store(rest, writer, min(start, now - step), now)
+            return filters
 
-    asyncio.run(fetch())
+    params = execution_params(asyncio.run(fetch()), ExecutionParams.from_settings(settings))
     if writer.frame is None or not len(writer.frame):
         from coin_cli.errors import ExchangeError
 
         raise ExchangeError(f"{settings.binance.api_url}: no closed {d.symbol} {interval} klines up to now")
-    return writer, CandleArrays.from_frame(writer.frame), now
+    return writer, CandleArrays.from_frame(writer.frame), now, params
 
 
 def market_source(settings: Settings, symbol: str, interval: str) -> Any:
-    """The kline stream. KlineStreamSource until MarketDataWS (coin_cli/integrations/binance/
-    market_ws.py, the same MarketSource protocol) is in: swapping is this one line."""
-    return KlineStreamSource(settings, symbol, interval)
+    """The kline stream (MarketDataWS: closed klines, StreamStatus around reconnects, watchdog)."""
+    from coin_cli.integrations.binance.market_ws import MarketDataWS
 
-
-class _Reconnect(Exception):
-    """The socket must be replaced: an in-band error, serverShutdown, or silence past stale_after."""
-
-
-class KlineStreamSource:
-    """Closed klines from python-binance's kline socket (`binance.stream_url`) as `Candle`s, with
-    `StreamStatus` down/up around every reconnect. Used until MarketDataWS
-    (coin_cli/integrations/binance) is importable; same MarketSource protocol.
-
-    A socket is replaced (closed with a timeout: python-binance can hang there) on an in-band
-    `{"e": "error"}`, on serverShutdown, on ReadLoopClosed, or when nothing arrives for
-    `stale_after` seconds (2 intervals); reconnects back off with jitter."""
-
-    name = "binance kline stream"
-    CLOSE_TIMEOUT_S = 2.0
-    BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-
-    def __init__(self, settings: Settings, symbol: str, interval: str) -> None:
-        from coin_cli.data.schema import interval_ms
-
-        self.settings = settings
-        self.symbol, self.interval = symbol, interval
-        self.stream_url = settings.binance.stream_url if settings.binance.stream_url.endswith("/") \
-            else settings.binance.stream_url + "/"
-        self.stale_s = max(1.0, 2 * interval_ms(interval) / 1000)
-        self.reconnects = 0
-
-    def describe(self) -> str:
-        return f"{self.stream_url}ws/{self.symbol.lower()}@kline_{self.interval}"
-
-    async def run(self, queue: asyncio.Queue[Any]) -> None:
-        import random
-
-        from binance import BinanceSocketManager
-
-        from coin_cli.runtime.events import StreamStatus
-
-        b = self.settings.binance
-        rest = await rest_client(self.settings).connect()   # the socket manager needs an AsyncClient
-        client = rest.client
-        down, attempt = False, 0
-        try:
-            while True:
-                manager = BinanceSocketManager(client, max_queue_size=1000)
-                manager.STREAM_URL = self.stream_url
-                socket = manager.kline_socket(self.symbol, interval=self.interval)
-                try:
-                    await asyncio.wait_for(socket.__aenter__(), b.timeout)
-                    if down:
-                        self.reconnects += 1
-                        await queue.put(StreamStatus(True, "reconnected"))
-                        down = False
-                    await self._read(socket, queue)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # every socket failure is a reconnect
-                    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                    log.warning("kline stream: %s; reconnecting", detail)
-                    if not down:
-                        await queue.put(StreamStatus(False, detail))
-                        down = True
-                    await asyncio.sleep(self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)] * (0.5 + random.random()))
-                    attempt += 1
-                    continue
-                finally:
-                    await _close(socket, self.CLOSE_TIMEOUT_S)
-                attempt = 0
-        finally:
-            await rest.close()
-
-    async def _read(self, socket: Any, queue: asyncio.Queue[Any]) -> None:
-        while True:
-            try:
-                msg = await asyncio.wait_for(socket.recv(), self.stale_s)
-            except TimeoutError:
-                raise _Reconnect(f"no message for {self.stale_s:g}s (stale)") from None
-            data = msg.get("data", msg) if isinstance(msg, dict) else {}
-            kind = data.get("e")
-            if kind == "error":
-                raise _Reconnect(str(data.get("m") or data.get("type") or "stream error"))
-            if kind == "serverShutdown":
-                raise _Reconnect("serverShutdown")
-            if kind != "kline":
-                continue
-            k = data["k"]
-            if k.get("x"):
-                await queue.put(Candle(int(k["t"]), float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
-                                       float(k["v"]), int(k["T"])))
-
-
-async def _close(socket: Any, timeout: float) -> None:
-    with contextlib.suppress(Exception):  # a socket stuck reconnecting: abandon it after `timeout`
-        await asyncio.wait_for(socket.__aexit__(None, None, None), timeout)
-
+    return MarketDataWS.from_settings(settings.binance, symbol, interval)

@@ -49,10 +49,17 @@ def _paper(cwd: Path, fake: FakeBinanceProcess, *args: str, **env: str) -> dict[
                           env=_env(fake, **env), timeout=180))
 
 
+# The fake's exchangeInfo for BTCUSDT (payloads/rest_exchangeInfo_symbol.json): paper trades with
+# these; a replay takes env.*, so the replay of a paper run is given the same numbers.
+EXCHANGE_FILTERS = {"COIN_ENV__LOT_STEP": "0.001", "COIN_ENV__MIN_QTY": "0.001", "COIN_ENV__TICK_SIZE": "0.000001",
+                    "COIN_ENV__MIN_NOTIONAL": "0"}   # NOTIONAL applyMinToMarket false: no minimum for MARKET
+
+
 def _replay(cwd: Path, first_bar: str, last_bar: str) -> dict[str, Any]:
     to = str(_ms(last_bar) + 1000)
     return _json(run_coin(["trade", "--mode", "replay", "--symbol", "BTCUSDT", "--interval", "1s", "--from",
-                           str(_ms(first_bar)), "--to", to, "--json"], cwd=cwd, env=SAME, timeout=180))
+                           str(_ms(first_bar)), "--to", to, "--json"], cwd=cwd, env={**SAME, **EXCHANGE_FILTERS},
+                          timeout=180))
 
 
 def _ms(iso: str) -> int:
