@@ -58,19 +58,25 @@ class CurveCallback(BaseCallback):
     def _on_step(self) -> bool:
         evaluator = self.parent
         val_reward = float(evaluator.last_mean_reward) if evaluator is not None else float("nan")
-        episodes = [info["r"] for info in (self.model.ep_info_buffer or [])]
-        self.rows.append({
-            "fold": self.fold,
-            "timesteps": int(self.num_timesteps),
-            "val_reward": val_reward,
-            "best_val_reward": float(evaluator.best_mean_reward) if evaluator is not None else float("nan"),
-            "train_episode_reward": float(np.mean(episodes)) if episodes else float("nan"),
-            "steps_per_s": round(self.progress_cb.steps_per_second(), 1) if self.progress_cb else float("nan"),
-        })
+        best = float(evaluator.best_mean_reward) if evaluator is not None else float("nan")
+        self.add_row(self.model, val_reward, best)
         if self.progress_cb is not None:
             self.progress_cb.latest_eval = val_reward
             self.progress_cb.report()
         return True
+
+    def add_row(self, model: Any, val_reward: float, best_val_reward: float) -> None:
+        """One curve row; also called for the evaluation at the end of training, so a run shorter
+        than train.eval_freq still has a curve (one point)."""
+        episodes = [info["r"] for info in (model.ep_info_buffer or [])]
+        self.rows.append({
+            "fold": self.fold,
+            "timesteps": int(model.num_timesteps),
+            "val_reward": val_reward,
+            "best_val_reward": best_val_reward,
+            "train_episode_reward": float(np.mean(episodes)) if episodes else float("nan"),
+            "steps_per_s": round(self.progress_cb.steps_per_second(), 1) if self.progress_cb else float("nan"),
+        })
 
 
 class SaveNormalizationCallback(BaseCallback):

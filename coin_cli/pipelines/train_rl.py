@@ -135,9 +135,10 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
         label = f"fold {fold.index + 1}/{t.folds} {t.algo}"
         progress_cb = ProgressCallback(progress, offset=fold.index * t.timesteps, total=total, label=label)
         best_norm = fold_dir / "best_vecnormalize.pkl"
+        curve_cb = CurveCallback(fold.index, curve, progress_cb)
         evaluator = EvalCallback(
             eval_env, callback_on_new_best=SaveNormalizationCallback(best_norm),
-            callback_after_eval=CurveCallback(fold.index, curve, progress_cb), n_eval_episodes=1,
+            callback_after_eval=curve_cb, n_eval_episodes=1,
             eval_freq=max(1, t.eval_freq // t.n_envs), best_model_save_path=str(fold_dir), deterministic=True,
             verbose=0, warn=False,
         )
@@ -155,6 +156,7 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
         if not evaluated or evaluated[-1] != model.num_timesteps:
             sync_envs_normalization(venv, eval_env)
             final_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=True, warn=False)
+            curve_cb.add_row(model, float(final_reward), max(float(final_reward), float(evaluator.best_mean_reward)))
         else:
             final_reward = float("-inf")
         if float(final_reward) > evaluator.best_mean_reward or not (fold_dir / "best_model.zip").is_file():
