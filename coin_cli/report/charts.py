@@ -45,6 +45,12 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _legend(ax: Any) -> None:
+    """The legend right of the axes, off the curves; none when nothing is labelled."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+
+
 def _shade_states(axes: Sequence[Any], dates: np.ndarray, risk: np.ndarray) -> None:
     """Shade REDUCING and HALTED spans on every panel (one span per contiguous run)."""
     if risk.size == 0:
@@ -91,8 +97,8 @@ def trade_chart(series: TradeSeries, path: Path, title: str) -> Path:
     ax_dd.set_ylabel("drawdown %")
     ax_w.set_ylabel("weight")
     ax_eq.set_title(title, loc="left")
-    ax_eq.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    ax_w.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    _legend(ax_eq)
+    _legend(ax_w)
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -132,7 +138,7 @@ def equity_lines_chart(path: Path, title: str, times_ms: Sequence[int], lines: M
                 label=f"{name} (final {v[-1]:,.2f})", gid=f"line-{name}")
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    _legend(ax)
     rest = list(axes[1:])
     if second:
         ax2 = rest.pop(0)
@@ -169,9 +175,11 @@ def curve_chart(path: Path, curve: Sequence[Mapping[str, Any]], title: str) -> P
     for fold, points in folds.items():
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, marker="o", ms=3, lw=1, label=f"fold {fold} (last {ys[-1]:.4f})")
+    if not folds:
+        ax.text(0.5, 0.5, "no validation evaluation recorded (fewer steps than train.eval_freq)",
+                ha="center", va="center", transform=ax.transAxes, color="#666666")
     ax.set_xlabel("timesteps")
     ax.set_ylabel("validation reward")
     ax.set_title(title, loc="left")
-    if folds:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    _legend(ax)
     return _save(fig, path)

@@ -166,11 +166,18 @@ def _train_page(folder: Path, meta: dict[str, Any]) -> str:
     sections.append(page.chart("chart-curve", "Training curve", _read_text(folder / "training_curve.svg")))
     folds = evaluation.get("folds", [])
     if folds:
-        keys = sorted({k for f in folds for k in f})
-        sections.append(page.section("folds", "Folds", page.table(keys, [[f.get(k) for k in keys] for f in folds])))
+        keys = list(dict.fromkeys(k for f in folds for k in f))
+        rows = [[_span(f.get(k)) for k in keys] for f in folds]
+        sections.append(page.section("folds", "Folds (rows of the candle table)", page.table(keys, rows)))
     sections.append(page.settings_section(_read_text(folder / "config.yaml")))
     return page.document(f"coin train: {manifest.get('algo', meta.get('command', ''))} · {status}",
                          _subtitle(folder, meta), sections)
+
+
+def _span(value: Any) -> Any:
+    if isinstance(value, dict) and {"start", "end"} <= value.keys():
+        return f"{value['start']}-{value['end']} ({value.get('bars', value['end'] - value['start'])} bars)"
+    return value
 
 
 def _probe_page(folder: Path, meta: dict[str, Any]) -> str:
