@@ -88,11 +88,12 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
         resume_here = state if state and fold.index == state.fold else None
         try:
             traces = _train_fold(settings, run, dataset, fold, fold_dir, curve, progress, total, resume_here)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # outside model.learn (env start-up, evaluation): resume restarts this fold
             if not ckpt.has_checkpoint(run):
                 ckpt.save_fold_boundary(run, fold.index, curve)
-            raise
+            # Ctrl-C or SIGTERM (Terminated keeps its type): say what was kept and what to do next
+            raise type(exc)(f"checkpoint saved: coin train --resume {run.run_id}") from None
         _save_traces(fold_dir / "traces.npz", traces)
         fold_traces.append(traces)
 

@@ -218,8 +218,8 @@ def test_sigterm_checkpoints_like_ctrl_c(tmp_path: Path) -> None:
     # systemd / cron `timeout` stop with SIGTERM: Python's default died without the checkpoint.
     code, out, err = _stop_training_mid_learn(tmp_path, signal.SIGTERM)
     assert code == 143, err
-    assert "error: terminated (SIGTERM)" in err
     (run,) = _runs(tmp_path)
+    assert f"error: terminated (SIGTERM): checkpoint saved: coin train --resume {run.name}" in err
     assert last_line(out) == run.name
     assert json.loads((run / "meta.json").read_text())["exit_code"] == 143
     assert json.loads((run / "train_manifest.json").read_text())["status"] == "interrupted"
@@ -229,8 +229,8 @@ def test_sigterm_checkpoints_like_ctrl_c(tmp_path: Path) -> None:
 def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path: Path) -> None:
     code, out, err = _stop_training_mid_learn(tmp_path, signal.SIGINT)
     assert code == 130, err
-    assert "error: interrupted" in err
     (run,) = _runs(tmp_path)
+    assert f"error: interrupted: checkpoint saved: coin train --resume {run.name}" in err
     assert last_line(out) == run.name
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
     manifest = json.loads((run / "train_manifest.json").read_text())
