@@ -102,6 +102,10 @@ def test_paper_20_bars_then_replay_of_the_same_candles(tmp_path: Path, fake: Fak
     assert summary["mode"] == "paper" and summary["bars"] == 20
     replay = _replay(tmp_path, summary["first_bar"], summary["last_bar"])
     _assert_same(summary, replay, tmp_path / summary["state_file"], tmp_path / replay["state_file"])
+    # sized on the exchange's MARKET_LOT_SIZE step (0.001), not env.lot_step's default 0.00001
+    qtys = [row[2] for row in _fills(tmp_path / summary["state_file"])]
+    assert qtys and all(abs(q * 1000 - round(q * 1000)) < 1e-6 for q in qtys)
+    assert (tmp_path / "data" / "binance" / "BTCUSDT" / "exchange_info.json").is_file()   # the filters, cached
 
 
 def _ledger_bars(path: Path) -> int:
