@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coin_cli.errors import LockHeldError
+from coin_cli.errors import LockHeldError, UsageError
 from coin_cli.runs import file_lock
 from coin_cli.runtime.build import Runtime, TradeRequest, build_runtime, check_mode
 
@@ -34,6 +35,7 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
     from coin_cli.runtime.loop import run_runtime
 
     check_mode(settings.trade.mode)
+    check_output_paths(settings)
     with file_lock(settings.paths.runs_dir, lock_name(settings), "coin trade"):
         rt = build_runtime(settings, run, request)
         try:
@@ -66,8 +68,29 @@ def _record_outcome(run: Run, summary: dict[str, Any]) -> None:
         run.set_outcome("halted", ExitCode.BLOCKED)
 
 
+def check_output_paths(settings: Settings) -> None:
+    """Every file the run writes, checked before the first bar (exit 2 naming the flag), so a bad
+    path changes nothing: not a folder, and under a folder (or a folder that can be made)."""
+    import os
+
+    for flag, value in (("--prom-file", settings.trade.prom_file), ("--state-file", settings.trade.state_file)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder, expected a file path")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: cannot write in {parent}")
+
+
 def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict[str, Any]:
     """Build the runtime without starting it: the "runtime ready" facts."""
+    check_output_paths(settings)
     rt = build_runtime(settings, None, request)
     try:
         lock = _lock_status(settings)

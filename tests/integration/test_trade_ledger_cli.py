@@ -27,6 +27,17 @@ def _fills(path: Path) -> int:
         conn.close()
 
 
+def _account(path: Path) -> tuple:
+    """The ledger's account row and fill count, read through SQLite (WAL: the main file's bytes
+    alone would not show a commit)."""
+    conn = sqlite3.connect(path)
+    try:
+        return (conn.execute("SELECT last_bar, bars, cash FROM account").fetchall(),
+                conn.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def test_another_policy_gets_its_own_ledger_by_default(coin, workdir: Path) -> None:
     vol = _json(coin(*REPLAY, "--policy", "voltarget", "--max-bars", "2000", env=BOOT))
     hold = _json(coin(*REPLAY, "--policy", "buyhold", "--max-bars", "2000", env=BOOT))
@@ -43,7 +54,7 @@ def test_an_explicit_state_file_of_another_identity_is_refused(coin, workdir: Pa
     ledger = workdir / "mine.sqlite"
     first = coin(*REPLAY, "--policy", "voltarget", "--max-bars", "500", "--state-file", str(ledger), env=BOOT)
     assert first.returncode == 0, first.stderr
-    before = ledger.read_bytes()
+    before = _account(ledger)
     other = coin(*REPLAY, "--policy", "buyhold", "--state-file", str(ledger), env=BOOT)
     assert other.returncode == 2, other.stderr
     assert "voltarget(" in other.stderr and "buyhold(" in other.stderr and "differ in policy" in other.stderr
@@ -52,7 +63,7 @@ def test_an_explicit_state_file_of_another_identity_is_refused(coin, workdir: Pa
     cash = coin(*REPLAY, "--policy", "voltarget", "--state-file", str(ledger),
                 env={**BOOT, "COIN_ENV__INITIAL_CASH": "500"})
     assert cash.returncode == 2 and "initial_cash" in cash.stderr
-    assert ledger.read_bytes() == before                                     # refused, never touched
+    assert _account(ledger) == before                                        # refused, never touched
 
 
 # ---- the kill switch cuts exposure (item 3) --------------------------------------------------------
@@ -103,3 +114,22 @@ def test_the_default_kill_switch_leaves_no_position_and_bounds_the_drawdown(coin
     gap = abs(rows[i + 1][1] / rows[i][4] - 1.0)
     assert 0.2 <= summary["max_drawdown"] <= 0.2 + halt_move + gap + FEE_AND_SLIPPAGE
     assert summary["max_drawdown"] < 0.25          # kept, the position would have gone on to lose ~95%
+
+
+# ---- output paths checked before the first bar (item 6) -------------------------------------------
+
+def test_a_bad_output_path_is_exit_2_before_any_bar(coin, workdir: Path) -> None:
+    (workdir / "afile").write_text("x")
+    ledger = workdir / "l.sqlite"
+    first = coin(*REPLAY, "--max-bars", "10", "--state-file", str(ledger), env=BOOT)
+    assert first.returncode == 0, first.stderr
+    before = _account(ledger)
+    assert before[0][0][1] == 10
+    bad = coin(*REPLAY, "--max-bars", "10", "--state-file", str(ledger), "--prom-file", "afile/coin.prom", env=BOOT)
+    assert bad.returncode == 2 and "--prom-file afile/coin.prom" in bad.stderr and "is a file" in bad.stderr
+    assert bad.stderr.count("error:") == 1 and "unexpected" not in bad.stderr
+    assert _account(ledger) == before                                      # the ledger did not advance
+    folder = coin(*REPLAY, "--prom-file", str(workdir), env=BOOT)
+    assert folder.returncode == 2 and "is a folder" in folder.stderr
+    state = coin(*REPLAY, "--state-file", "afile/x.sqlite", env=BOOT)
+    assert state.returncode == 2 and "--state-file afile/x.sqlite" in state.stderr
