@@ -145,20 +145,24 @@ def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
     from rich.live import Live
 
     rows: list[list[Any]] = []
+    console = out()
 
     def table() -> Table:
         return rows_table("closed klines", ["time", "open", "high", "low", "close", "volume", "note"], rows[-keep:])
 
-    console = out()
-    with Live(table(), console=console, auto_refresh=False, transient=False) as live:
-        def show(event: Mapping[str, Any]) -> None:
-            if event.get("event") == "kline":
-                rows.append([event["time"], event["open"], event["high"], event["low"], event["close"],
-                             event["volume"], "gap-filled" if event.get("gap_filled") else ""])
+    def show(event: Mapping[str, Any]) -> None:
+        if event.get("event") == "kline":
+            rows.append([event["time"], event["open"], event["high"], event["low"], event["close"],
+                         event["volume"], "gap-filled" if event.get("gap_filled") else ""])
+            if live is not None:
                 live.update(table(), refresh=True)
-            else:
-                info(f"{event.get('event')}: {event.get('detail', '')}")
+        else:
+            info(f"{event.get('event')}: {event.get('detail', '')}")
 
+    if not console.is_terminal:  # piped: the table once, at the end (not on a failure)
+        live = None
         yield show
-    if not console.is_terminal:  # off a terminal Live prints the final table without a line end
-        console.line()
+        console.print(table())
+        return
+    with Live(table(), console=console, auto_refresh=False, transient=False) as live:
+        yield show
