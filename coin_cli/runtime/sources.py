@@ -131,6 +131,7 @@ class StreamHealth:
         self.down_since: float | None = None
         self.detail = ""
         self.drops = 0
+        self.alerted = False
         self._timer: asyncio.TimerHandle | None = None
 
     def down(self, detail: str) -> None:
@@ -150,12 +151,14 @@ class StreamHealth:
     def _fire(self) -> None:
         self._timer = None
         if self.down_since is not None:
+            self.alerted = True
             self.alerts.stream_down(f"{self.detail} (down {time.monotonic() - self.down_since:.0f}s)")
 
     def up(self) -> None:
         self.close()
-        if self.down_since is not None:
-            self.down_since = None
+        self.down_since = None
+        if self.alerted:
+            self.alerted = False
             self.alerts.stream_up()
 
     def describe(self) -> str:

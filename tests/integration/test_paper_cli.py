@@ -102,6 +102,9 @@ def test_paper_20_bars_then_replay_of_the_same_candles(tmp_path: Path, fake: Fak
     assert summary["mode"] == "paper" and summary["bars"] == 20
     replay = _replay(tmp_path, summary["first_bar"], summary["last_bar"])
     _assert_same(summary, replay, tmp_path / summary["state_file"], tmp_path / replay["state_file"])
+    # the replay warmed on the stored bars before --from: its first bar already decides
+    first = json.loads((_run_dir(tmp_path, replay["run_id"]) / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["bar"] == _ms(summary["first_bar"]) and first["reason"] != "warm-up" and first["target"] is not None
     # sized on the exchange's MARKET_LOT_SIZE step (0.001), not env.lot_step's default 0.00001
     qtys = [row[2] for row in _fills(tmp_path / summary["state_file"])]
     assert qtys and all(abs(q * 1000 - round(q * 1000)) < 1e-6 for q in qtys)

@@ -152,3 +152,35 @@ def test_a_hole_after_the_fill_starts_the_next_fill() -> None:
         return await _drain(gf, queue, [_candle(4), _candle(9)])
 
     assert asyncio.run(main()) == list(range(2, 10))
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def stream_down(self, detail: str) -> None:
+        self.events.append("down")
+
+    def stream_up(self) -> None:
+        self.events.append("up")
+
+
+def test_stream_down_alert_only_past_the_threshold() -> None:
+    from coin_cli.runtime.sources import StreamHealth
+
+    async def main() -> list[str]:
+        alerts = _Alerts()
+        health = StreamHealth(alerts, after_s=0.1)
+        health.down("socket closed")          # back within the threshold: no alert
+        await asyncio.sleep(0.02)
+        health.up()
+        await asyncio.sleep(0.15)
+        assert alerts.events == [] and health.describe() == "up (1 reconnect)"
+        health.down("socket closed")          # stays down: STREAM_DOWN once, cleared on up
+        health.down("again")
+        await asyncio.sleep(0.15)
+        assert health.describe().startswith("down")
+        health.up()
+        return alerts.events
+
+    assert asyncio.run(main()) == ["down", "up"]
