@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from coin_cli import yamltext
 from coin_cli.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -249,7 +248,7 @@ def load_settings(
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        _set(data, section, key, yamltext.parse_scalar(raw), origins, name)
+        _set(data, section, key, _env_value(raw), origins, name)
 
     for dotted, (value, origin) in (overrides or {}).items():
         if value is None:
@@ -272,15 +271,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    import yaml
+
     try:
-        loaded = yamltext.load(text)
-    except yamltext.YAMLSyntaxError as exc:
-        raise ConfigError(f"{path}:{exc.where}: YAML syntax error: {exc.problem}") from None
+        loaded = yaml.load(text, Loader=_yaml_loader(yaml))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{where} YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
     return loaded
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value read as YAML (`0.3` -> 0.3, `[1, 2]` -> a list); unparsable -> the text."""
+    import yaml
+
+    try:
+        return yaml.load(raw, Loader=_yaml_loader(yaml))
+    except yaml.YAMLError:
+        return raw
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader where installed
 
 
 def _set(

@@ -40,20 +40,22 @@ def test_run_folder_contents_and_meta(tmp_path: Path) -> None:
     assert config == Settings().model_dump(mode="json")
 
 
-def test_meta_versions_match_importlib_metadata(tmp_path: Path) -> None:
-    from importlib import metadata
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
+def test_meta_versions_are_the_installed_packages(tmp_path: Path) -> None:
+    import numpy
+    import pandas
+    import pydantic
+    import telegram
+    import typer
 
     with Run(tmp_path, "data", Settings()) as run:
         pass
     packages = json.loads((run.dir / "meta.json").read_text())["packages"]
-    assert packages == {name: version(name) for name in KEY_PACKAGES}
-    assert packages["python-telegram-bot"] and packages["stable-baselines3"]
+    assert set(packages) == set(KEY_PACKAGES)
+    # the modules' own version attributes, not the metadata lookup the code uses
+    assert packages["numpy"] == numpy.__version__ and packages["pandas"] == pandas.__version__
+    assert packages["typer"] == typer.__version__ and packages["pydantic"] == pydantic.VERSION
+    assert packages["python-telegram-bot"] == telegram.__version__
+    assert packages["stable-baselines3"]
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -62,7 +64,7 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def test_git_sha_reads_loose_packed_detached_and_worktree_heads(tmp_path: Path) -> None:
+def test_git_sha_is_head_of_loose_packed_detached_and_worktree_checkouts(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
@@ -80,6 +82,19 @@ def test_git_sha_reads_loose_packed_detached_and_worktree_heads(tmp_path: Path) 
     _git(repo, "checkout", "-q", "--detach", first)
     assert git_sha(repo) == first                                    # detached HEAD
     assert git_sha(tmp_path / "nowhere") is None                     # not a checkout (a wheel install)
+    (tmp_path / "plain").mkdir()
+    assert git_sha(tmp_path / "plain") is None                       # a folder outside any repository
+
+
+def test_git_sha_is_none_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "f").write_text("x")
+    _git(repo, "add", "f")
+    _git(repo, "commit", "-q", "-m", "c")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git executable to be found
+    assert git_sha(repo) is None
 
 
 def test_meta_finalised_failed_with_exit_code(tmp_path: Path) -> None:
