@@ -173,6 +173,12 @@ class MetricsLogger:
             out.append("# TYPE coin_risk_state gauge")
             for name in _RISK_STATES:
                 out.append(f'coin_risk_state{{{lab},state="{name}"}} {1 if name == state else 0}')
+        psi = values.get("feature_psi") or {}
+        if psi:  # feature drift (monitoring/drift.py), one series per feature
+            out.append("# HELP coin_feature_psi Population stability index of a feature vs its training split.")
+            out.append("# TYPE coin_feature_psi gauge")
+            for name, value in sorted(psi.items()):
+                out.append(f'coin_feature_psi{{{lab},feature="{_prom_escape(name)}"}} {_prom_number(value)}')
         p99 = self.bar_latency.percentile(0.99)
         metric("coin_bar_latency_p99_seconds", "gauge", "p99 of the per-bar processing time.",
                None if p99 is None else p99 / 1e6)

@@ -202,7 +202,8 @@ class Runtime:
                 "last_bar": self.last_bar, "bars": self.bars_run, "equity": pf.equity, "cash": pf.cash,
                 "qty": pf.qty, "weight": pf.weight, "drawdown": self.risk.drawdown,
                 "max_drawdown": self.risk.max_drawdown_seen, "risk_state": self.risk.state, "trades": pf.trades,
-                "fees": pf.fees, "alerts": self.alerts.total, "stream": self.stream.describe()}
+                "fees": pf.fees, "alerts": self.alerts.total, "stream": self.stream.describe(),
+                "feature_psi": dict(self.drift.values) if self.drift is not None else None}
 
     def close(self) -> None:
         self.metrics.close()
