@@ -16,7 +16,7 @@ from coin_cli.app import app
 from tests.conftest import clean_env, last_line
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z]+-[0-9a-f]{6}$")
-HEAVY = ("torch", "stable_baselines3", "pandas", "pyarrow")
+HEAVY = ("torch", "stable_baselines3", "pandas", "pyarrow", "matplotlib")
 TOKEN = "7777777:AAH-super-secret-token-do-not-leak"
 
 

@@ -22,7 +22,7 @@ from tests.fakes.telegram_api import FakeBotAPI, FakeBotAPIProcess
 TOKEN = "123456:TEST-TOKEN-cli-4f9a2b"
 NEW_CHAT = "-1009876543210"
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-notify-[0-9a-f]{6}$")
-HEAVY = ("torch", "stable_baselines3", "pandas", "pyarrow")
+HEAVY = ("torch", "stable_baselines3", "pandas", "pyarrow", "matplotlib")
 
 
 @pytest.fixture
