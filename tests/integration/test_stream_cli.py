@@ -135,3 +135,22 @@ def test_market_unreachable_at_start_is_one_line_and_exit_4(workdir: Path, fake:
     run_id = result.stdout.strip().splitlines()[-1]
     meta = json.loads((workdir / "runs" / run_id / "meta.json").read_text())
     assert (meta["status"], meta["exit_code"]) == ("failed", 4)
+
+
+@pytest.mark.parametrize("fault", ["duplicate", "reorder"])
+def test_duplicate_and_reordered_klines_are_shown_once_in_order(workdir: Path, fake: FakeBinance,
+                                                                 fault: str) -> None:
+    series = add_candles(fake, "BTCUSDT", "1s", CANDLES, history=HISTORY)
+
+    def on_event(event: dict, events: list[dict]) -> None:
+        if len(_klines(events)) == 2 and len(events) == 2:
+            getattr(fake.streams, f"{fault}_next")(1)
+
+    events, summary, err = _read(_start(workdir, fake, "--max-events", "8"), on_event)
+    klines = _klines(events)
+    assert len(klines) == 8, err
+    _assert_every_bar_once_with_the_files_values(klines, series.start_ms)
+    # a duplicate is dropped; a reordered pair: the later bar arrives first, the one before it is
+    # fetched over REST (gap_filled) and its late stream copy dropped
+    assert summary["duplicates_dropped"] == 1
+    assert summary["gap_filled"] == (1 if fault == "reorder" else 0)

@@ -180,3 +180,30 @@ def test_malformed_rows_are_an_exchange_error() -> None:
         klines_to_frame([[1, "1", "2"]], 0)
     with pytest.raises(ExchangeError, match="could not convert"):
         klines_to_frame([[1, "x", "2", "1", "1", "1", 2, "1", 3, "1", "1", "0"]], 0)
+
+
+def test_ctrl_c_keeps_the_pages_and_says_how_many_candles(tmp_path: Path, fake: FakeBinance) -> None:
+    import os
+    import signal
+    import threading
+
+    from coin_cli.errors import Terminated
+
+    minute = _clock(fake)
+    series = _series(fake, minute, gap=False)
+    fake.fail_next(path="/api/v3/klines", kind="slow", delay=5, after=3)
+
+    def interrupt_when_hung() -> None:
+        deadline = time.monotonic() + 30
+        while len(fake.requests_to("/api/v3/klines")) <= 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)   # asyncio.run cancels the download, then raises
+
+    threading.Thread(target=interrupt_when_hung, daemon=True).start()
+    settings = _settings(tmp_path, fake)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        download_dataset(settings, str(series.start_ms), None)
+    assert not isinstance(caught.value, Terminated)
+    assert str(caught.value) == "600 candles kept, run again to resume"
+    assert len(store_for(settings).read("BTCUSDT", "1m")) == 3 * 200
