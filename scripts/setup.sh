@@ -10,6 +10,14 @@ VENV=${COIN_VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --quiet)
 
+# `coin report`'s browser test renders the page in headless Chromium from the Debian packages.
+# Installed only as root where apt-get exists and chromium is missing; a failure never fails the setup
+# (the test is then skipped, saying why).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup: chromium could not be installed; the browser test of coin report will be skipped" >&2
+fi
+
 stamp="$VENV/.coin-installed"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
