@@ -24,6 +24,7 @@ log = logging.getLogger("coin.runtime")
 BASELINES = ("voltarget", "buyhold", "flat")
 FEATURE_MANIFEST = "feature_manifest.json"
 TRAIN_MANIFEST = "train_manifest.json"
+PROBE_SUMMARY = "train_probe_summary.json"   # only a `coin train --probe` run has it
 
 
 def resolve_policy(name: str, settings: Settings) -> Any:
@@ -37,10 +38,11 @@ def resolve_policy(name: str, settings: Settings) -> Any:
     if not run_dir.is_dir():
         raise UsageError(f"--policy {name!r}: not a baseline ({', '.join(BASELINES)}) and no train run "
                          f"folder {run_dir}")
-    check_model_run(run_dir, settings)
+    manifest = check_model_run(run_dir, settings)
     from coin_cli.agents.sb3 import SB3Policy
 
     policy = SB3Policy.load(run_dir)
+    policy.warnings = _symbol_warnings(run_dir, manifest, settings)
     running = running_feature_hash(settings)
     if policy.feature_hash != running:  # the manifest and the loaded model must agree too
         raise BlockedError(_hash_message(run_dir, policy.feature_hash, running))
@@ -51,7 +53,11 @@ def resolve_policy(name: str, settings: Settings) -> Any:
 
 
 def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
-    """The gates on a train run's manifests: feature hash, then promotion. Returns the train manifest."""
+    """The gates on a train run's manifests: a model at all (not a probe), the feature hash, the
+    interval it was trained on, then promotion. Returns the train manifest."""
+    if (run_dir / PROBE_SUMMARY).is_file():
+        raise UsageError(f"--policy {run_dir.name}: {run_dir} is a `coin train --probe` run (a check of the data "
+                         "and the env), not a trained model; train one with `coin train`")
     features = read_run_json(run_dir / FEATURE_MANIFEST)
     model_hash = features.get("implementation_hash")
     if not isinstance(model_hash, str) or not model_hash:
@@ -60,6 +66,14 @@ def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
     if model_hash != running:
         raise BlockedError(_hash_message(run_dir, model_hash, running))
     manifest = read_run_json(run_dir / TRAIN_MANIFEST)
+    trained_on = manifest.get("interval")
+    if trained_on is not None:
+        from coin_cli.data.schema import normalize_interval
+
+        if normalize_interval(str(trained_on)) != normalize_interval(settings.data.interval):
+            raise BlockedError(f"{run_dir}: the model was trained on {trained_on} candles, this run trades "
+                               f"{settings.data.interval}; train one on {settings.data.interval} or pass "
+                               f"--interval {trained_on}")
     status = str(manifest.get("status", ""))
     if status != "promoted":
         if not settings.trade.allow_unpromoted:
@@ -67,6 +81,16 @@ def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
                                "pass --allow-unpromoted to trade it anyway")
         log.warning("%s: trading an unpromoted model (status %r) because of --allow-unpromoted", run_dir, status)
     return manifest
+
+
+def _symbol_warnings(run_dir: Path, manifest: dict[str, Any], settings: Settings) -> list[str]:
+    """Another symbol is allowed (the features are scale-free), but the trade summary says so."""
+    trained = manifest.get("symbol")
+    if trained is None or str(trained).upper() == settings.data.symbol:
+        return []
+    message = f"model {run_dir.name} was trained on {trained}, trading {settings.data.symbol}"
+    log.warning(message)
+    return [message]
 
 
 def running_feature_hash(settings: Settings) -> str:

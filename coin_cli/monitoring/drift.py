@@ -52,8 +52,9 @@ class DriftMonitor:
 
     def update(self, row: Any) -> dict[str, float] | None:
         """Add one bar; the PSI values when they were recomputed (every `every` bars), else None."""
-        for j, (k, _name, edges) in enumerate(self.features):
-            value = row[k]
+        keyed = isinstance(row, dict)  # the engine's row is a dict by name (a trained model's policy)
+        for j, (k, name, edges) in enumerate(self.features):
+            value = row[name if keyed else k]
             if value != value:  # NaN: still warming up
                 continue
             b = bisect_right(edges, value)

@@ -164,6 +164,7 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
         "kept": (f"ledger committed after bar {_iso(rt.last_bar)}: run the same command to resume"
                  if stopped else None),
         "data_generated": bool(rt.data_info.get("generated")),
+        "warnings": list(getattr(rt.policy, "warnings", None) or []),
     }
 
 
