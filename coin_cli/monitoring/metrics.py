@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from coin_cli.fsio import atomic_write_json, atomic_write_text
+from coin_cli.fsio import atomic_write_json
 
 STAGES = ("fill", "mark", "features", "policy", "risk", "state", "metrics")
 """Per-bar stages, in order; their latencies (µs) are the `lat_us` list of each line."""
@@ -96,7 +96,8 @@ class MetricsLogger:
         self._balances = ""
         self._lat_text: dict[tuple[int, ...], str] = {}
         self._fh: TextIO | None = path.open("a", encoding="utf-8", buffering=1 << 20) if path else None
-        self._label_text = ",".join(f'{k}="{_prom_escape(v)}"' for k, v in labels.items())
+        self._registry: Any = None     # prometheus_client's, made with the first textfile
+        self._snapshot: _Snapshot | None = None
         self._next_prom = 0.0
         self.last: dict[str, Any] = {}
 
@@ -134,55 +135,33 @@ class MetricsLogger:
         return self.bar_latency.n
 
     def maybe_prometheus(self, values: dict[str, Any], *, force: bool = False) -> None:
-        """Rewrite the textfile at most every `prom_every_s` seconds (and when forced)."""
+        """Rewrite the textfile at most every `prom_every_s` seconds (and when forced); the
+        library's write_to_textfile writes a temporary file and renames it (atomic)."""
         if self.prom_file is None:
             return
         now = time.monotonic()
         if not force and now < self._next_prom:
             return
         self._next_prom = now + self.prom_every_s
-        atomic_write_text(self.prom_file, self.prometheus_text(values))
+        from prometheus_client import write_to_textfile
+
+        write_to_textfile(str(self.prom_file), self._prometheus_registry(values))
 
     def prometheus_text(self, values: dict[str, Any]) -> str:
-        lab = self._label_text
-        out: list[str] = []
+        """The textfile's content for `values` (the runtime's snapshot, runtime/service.py)."""
+        from prometheus_client import generate_latest
 
-        def metric(name: str, kind: str, help_text: str, value: Any, extra: str = "") -> None:
-            if value is None:
-                return
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            labels = lab + ("," + extra if extra else "")
-            out.append(f"{name}{{{labels}}} {_prom_number(value)}")
+        return generate_latest(self._prometheus_registry(values)).decode()
 
-        metric("coin_equity", "gauge", "Account equity in quote currency.", values.get("equity"))
-        metric("coin_cash", "gauge", "Cash in quote currency.", values.get("cash"))
-        metric("coin_position_qty", "gauge", "Position in base currency.", values.get("qty"))
-        metric("coin_position_weight", "gauge", "Position value / equity.", values.get("weight"))
-        metric("coin_drawdown_ratio", "gauge", "Drawdown from the equity peak.", values.get("drawdown"))
-        metric("coin_max_drawdown_ratio", "gauge", "Largest drawdown from the peak so far.", values.get("max_drawdown"))
-        metric("coin_bars_total", "counter", "Bars processed by this run.", values.get("bars"))
-        metric("coin_trades_total", "counter", "Fills in the ledger.", values.get("trades"))
-        metric("coin_fees_total", "counter", "Fees paid, quote currency.", values.get("fees"))
-        metric("coin_alerts_total", "counter", "Alerts raised by this run.", values.get("alerts"))
-        metric("coin_last_bar_open_time_seconds", "gauge", "Open time of the last processed bar.",
-               None if values.get("last_bar") is None else values["last_bar"] / 1000)
-        state = values.get("risk_state")
-        if state is not None:
-            out.append("# HELP coin_risk_state Risk state (1 for the current one).")
-            out.append("# TYPE coin_risk_state gauge")
-            for name in _RISK_STATES:
-                out.append(f'coin_risk_state{{{lab},state="{name}"}} {1 if name == state else 0}')
-        psi = values.get("feature_psi") or {}
-        if psi:  # feature drift (monitoring/drift.py), one series per feature
-            out.append("# HELP coin_feature_psi Population stability index of a feature vs its training split.")
-            out.append("# TYPE coin_feature_psi gauge")
-            for name, value in sorted(psi.items()):
-                out.append(f'coin_feature_psi{{{lab},feature="{_prom_escape(name)}"}} {_prom_number(value)}')
-        p99 = self.bar_latency.percentile(0.99)
-        metric("coin_bar_latency_p99_seconds", "gauge", "p99 of the per-bar processing time.",
-               None if p99 is None else p99 / 1e6)
-        return "\n".join(out) + "\n"
+    def _prometheus_registry(self, values: dict[str, Any]) -> Any:
+        from prometheus_client import CollectorRegistry
+
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._snapshot = _Snapshot(self.labels, self.bar_latency)
+            self._registry.register(self._snapshot)
+        self._snapshot.values = values
+        return self._registry
 
     def record(self, line: dict[str, Any]) -> None:
         """One non-bar line in metrics.jsonl (e.g. {"drift_bar": ..., "psi": {...}})."""
@@ -205,14 +184,70 @@ class MetricsLogger:
         atomic_write_json(path, summary)
 
 
-def _prom_escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+GAUGES = (  # (values key, metric name, help); a new gauge is one more row
+    ("equity", "coin_equity", "Account equity in quote currency."),
+    ("cash", "coin_cash", "Cash in quote currency."),
+    ("qty", "coin_position_qty", "Position in base currency."),
+    ("weight", "coin_position_weight", "Position value / equity."),
+    ("drawdown", "coin_drawdown_ratio", "Drawdown from the equity peak."),
+    ("max_drawdown", "coin_max_drawdown_ratio", "Largest drawdown from the peak so far."),
+)
+COUNTERS = (  # totals of this run, exposed as `<name>_total`
+    ("bars", "coin_bars", "Bars processed by this run."),
+    ("trades", "coin_trades", "Fills in the ledger."),
+    ("fees", "coin_fees", "Fees paid, quote currency."),
+    ("alerts", "coin_alerts", "Alerts raised by this run."),
+)
 
 
-def _prom_number(value: Any) -> str:
-    number = float(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    return repr(number) if not number.is_integer() or abs(number) >= 1e15 else str(int(number))
+class _Snapshot:
+    """A prometheus_client collector of the runtime's latest values (a custom collector, the
+    library's way to expose numbers another part of the program keeps: the runtime counts bars,
+    fills and fees, so a Counter.inc() here would keep them a second time). A key that is None or
+    absent is left out of the file."""
+
+    def __init__(self, labels: dict[str, str], bar_latency: LatencyHistogram) -> None:
+        self.label_names = list(labels)
+        self.label_values = [str(v) for v in labels.values()]
+        self.bar_latency = bar_latency
+        self.values: dict[str, Any] = {}
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        values, names, own = self.values, self.label_names, self.label_values
+
+        def gauge(name: str, help_text: str, value: Any) -> Iterator[Any]:
+            if value is not None:
+                family = GaugeMetricFamily(name, help_text, labels=names)
+                family.add_metric(own, float(value))
+                yield family
+
+        for key, name, help_text in GAUGES:
+            yield from gauge(name, help_text, values.get(key))
+        for key, name, help_text in COUNTERS:
+            if values.get(key) is not None:
+                family = CounterMetricFamily(name, help_text, labels=names)
+                family.add_metric(own, float(values[key]))
+                yield family
+        last_bar = values.get("last_bar")
+        yield from gauge("coin_last_bar_open_time_seconds", "Open time of the last processed bar.",
+                         None if last_bar is None else last_bar / 1000)
+        state = values.get("risk_state")
+        if state is not None:
+            family = GaugeMetricFamily("coin_risk_state", "Risk state (1 for the current one).",
+                                       labels=[*names, "state"])
+            for name in _RISK_STATES:
+                family.add_metric([*own, name], 1.0 if name == state else 0.0)
+            yield family
+        psi = values.get("feature_psi") or {}
+        if psi:  # feature drift (monitoring/drift.py), one series per feature
+            family = GaugeMetricFamily("coin_feature_psi",
+                                       "Population stability index of a feature vs its training split.",
+                                       labels=[*names, "feature"])
+            for name, value in sorted(psi.items()):
+                family.add_metric([*own, str(name)], float(value))
+            yield family
+        p99 = self.bar_latency.percentile(0.99)
+        yield from gauge("coin_bar_latency_p99_seconds", "p99 of the per-bar processing time.",
+                         None if p99 is None else p99 / 1e6)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from coin_cli.monitoring.alerts import CODES, AlertEngine
 from coin_cli.monitoring.metrics import STAGES, LatencyHistogram, MetricsLogger
@@ -95,11 +96,33 @@ def test_metrics_lines_are_json_and_prometheus_textfile(tmp_path: Path) -> None:
     assert lines[1]["target"] is None and lines[1]["order"] is None and lines[1]["risk"] == "REDUCING"
     assert set(lines[0]) >= {"bar", "equity", "position", "pnl", "drawdown", "lat_us"}
     text = prom.read_text()
-    assert '# TYPE coin_equity gauge' in text
-    assert 'coin_equity{symbol="BTCUSDT",mode="replay"} 10020' in text
-    assert 'coin_risk_state{symbol="BTCUSDT",mode="replay",state="REDUCING"} 1' in text
-    assert 'coin_fees_total{symbol="BTCUSDT",mode="replay"} NaN' in text
+    assert "# TYPE coin_equity gauge" in text and "# TYPE coin_bars_total counter" in text
+    own = {"symbol": "BTCUSDT", "mode": "replay"}
+    samples = {}   # (name, labels) -> value, read with the Prometheus text parser (label order is free)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+
+    def value(name: str, **extra: str) -> float:
+        return samples[name, tuple(sorted({**own, **extra}.items()))]
+
+    assert value("coin_equity") == 10_020.0 and value("coin_position_qty") == 49.3
+    assert value("coin_bars_total") == 2 and math.isnan(value("coin_fees_total"))
+    assert value("coin_last_bar_open_time_seconds") == 2.0
+    assert [value("coin_risk_state", state=s) for s in ("ACTIVE", "REDUCING", "HALTED")] == [0, 1, 0]
+    assert value("coin_bar_latency_p99_seconds") == 28e-6   # the slower of the two bars
+    assert not any(name == "coin_cash" for name, _ in samples)   # no value given: left out
+    assert "coin_trades_total" not in text
     for line in text.splitlines():   # node_exporter textfile grammar: comments or `name{labels} value`
-        name_labels, _, value = line.partition("} ")
-        assert line.startswith("# ") or (name_labels.startswith("coin_") and " " not in value)
+        name_labels, _, number = line.partition("} ")
+        assert line.startswith("# ") or (name_labels.startswith("coin_") and " " not in number)
+    assert {p.name for p in tmp_path.iterdir()} == {"coin.prom", "metrics.jsonl"}   # no temporary file left
     assert logger.latency_summary()["event_to_submit"]["n"] == 1
+
+
+def test_prometheus_feature_psi_one_series_per_feature(tmp_path: Path) -> None:
+    logger = MetricsLogger(None, labels={"symbol": "BTCUSDT"}, prom_file=tmp_path / "coin.prom")
+    logger.maybe_prometheus({"equity": 1.0, "feature_psi": {"ret_1": 0.04, "vol_24": 0.31}}, force=True)
+    families = text_string_to_metric_families((tmp_path / "coin.prom").read_text())
+    psi = {s.labels["feature"]: s.value for family in families for s in family.samples if s.name == "coin_feature_psi"}
+    assert psi == {"ret_1": 0.04, "vol_24": 0.31}
