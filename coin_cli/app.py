@@ -112,9 +112,12 @@ def root(
 
 def _setup_logging(verbose: bool) -> None:
     import logging
+    import time
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime  # ISO UTC: a log line read next to bar times and alerts
+    handler.setFormatter(formatter)
     root_logger = logging.getLogger("coin")
     root_logger.handlers[:] = [handler]
     root_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)

@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING
 
 from coin_cli.monitoring.notifier import Alert
 
+
+def _iso(ms: int | None) -> str:
+    """A bar's open time as a person reads it (ISO UTC), not raw milliseconds."""
+    from coin_cli.data.schema import ms_to_iso
+
+    return ms_to_iso(ms) or "?"
+
 if TYPE_CHECKING:
     from coin_cli.monitoring.notifier import Notifier
 
@@ -77,12 +84,12 @@ class AlertEngine:
 
     def risk_changed(self, bar: int | None, before: str, after: str, reason: str) -> None:
         if after == "HALTED":
-            self.raise_alert("HALTED", f"trading halted at bar {bar}: {reason}", severity="critical")
+            self.raise_alert("HALTED", f"trading halted at bar {_iso(bar)}: {reason}", severity="critical")
         elif before == "HALTED":
             self.clear("HALTED")
 
     def stale(self, bar: int, age_s: float, limit_s: float) -> None:
-        self.raise_alert("STALE_DATA", f"bar {bar} is {age_s:,.0f}s old (limit {limit_s:,.0f}s): no new risk")
+        self.raise_alert("STALE_DATA", f"bar {_iso(bar)} is {age_s:,.0f}s old (limit {limit_s:,.0f}s): no new risk")
 
     def fresh(self) -> None:
         if ("STALE_DATA", "") in self._active:

@@ -363,9 +363,11 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         if market is not None:
             rt.clock = now_ms
             rt.recorder = CandleRecorder(market[0])
+        from coin_cli.data.schema import ms_to_iso
+
         if risk.state == HALTED and cp is not None:
             alerts.risk_changed(cp.risk_since_bar, ACTIVE, HALTED,
-                                f"still halted since bar {cp.risk_since_bar}: {cp.risk_reason}")
+                                f"still halted since bar {ms_to_iso(cp.risk_since_bar)}: {cp.risk_reason}")
         if request.reset_halt and risk.reset_halt(portfolio.equity, rt.last_bar):
             rt.commit()
         return rt

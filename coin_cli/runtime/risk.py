@@ -135,7 +135,9 @@ class RiskManager:
     def _move(self, to: str, reason: str, bar: int | None) -> None:
         before = self.state
         self.state, self.reason, self.since_bar = to, reason, bar
-        (log.error if to == HALTED else log.warning)("risk %s -> %s at bar %s: %s", before, to, bar, reason)
+        from coin_cli.data.schema import ms_to_iso
+
+        (log.error if to == HALTED else log.warning)("risk %s -> %s at bar %s: %s", before, to, ms_to_iso(bar), reason)
         if self.on_event is not None:
             self.on_event(bar, before, to, reason)
 

@@ -5,6 +5,7 @@ SIGTERM = 143 (item 7). Candles: coin's own bootstrap series (no ../shared neede
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -98,6 +99,11 @@ def test_the_default_kill_switch_leaves_no_position_and_bounds_the_drawdown(coin
     assert result.returncode == 5, result.stderr
     summary = _json(result)
     assert summary["risk_state"] == "HALTED" and summary["position"] == 0.0
+    # item 10: log lines carry an ISO UTC date, bars are ISO times, never raw milliseconds
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ERROR coin\.runtime\.risk: risk REDUCING -> HALTED at bar "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", result.stderr, re.M), result.stderr
+    assert re.search(r"trading halted at bar \d{4}-\d\d-\d\dT", result.stderr), result.stderr
+    assert not re.search(r"\b1\d{12}\b", result.stderr)
     conn = sqlite3.connect(summary["state_file"])
     try:
         halt_bar = conn.execute("SELECT bar FROM risk_events WHERE to_state = 'HALTED'").fetchone()[0]
