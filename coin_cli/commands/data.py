@@ -7,12 +7,14 @@ from typing import Any
 
 import typer
 
-from coin_cli.commands._options import JSON_OPTION, app_context
+from coin_cli.commands._options import JSON_OPTION, app_context, complete_interval, complete_symbol
 
 app = typer.Typer(no_args_is_help=True)
 
-SYMBOL_OPTION = typer.Option(None, "--symbol", help="Trading pair, e.g. BTCUSDT (data.symbol).")
-INTERVAL_OPTION = typer.Option(None, "--interval", help="Kline interval: 1m 5m 15m 1h 4h 1d ... (data.interval).")
+SYMBOL_OPTION = typer.Option(None, "--symbol", help="Trading pair, e.g. BTCUSDT (data.symbol).",
+                             autocompletion=complete_symbol)
+INTERVAL_OPTION = typer.Option(None, "--interval", help="Kline interval: 1m 5m 15m 1h 4h 1d ... (data.interval).",
+                               autocompletion=complete_interval)
 
 
 def _dataset_settings(ctx: typer.Context, symbol: str | None, interval: str | None, **more: tuple[Any, str]) -> Any:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from coin_cli.commands._options import JSON_OPTION, app_context
+from coin_cli.commands._options import JSON_OPTION, app_context, complete_run_id
 
 
 def report(
     ctx: typer.Context,
-    run_id: str = typer.Argument(..., help="The run to report on (a folder under the runs directory)."),
+    run_id: str = typer.Argument(..., help="The run to report on (a folder under the runs directory).",
+                                autocompletion=complete_run_id),
     out: Path | None = typer.Option(
         None, "--out", help="Write the page here (default: report.html in this command's run folder)."),
     open_page: bool = typer.Option(False, "--open", help="Open the page in a browser when there is a display."),

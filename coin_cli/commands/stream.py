@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from coin_cli.commands._options import app_context
+from coin_cli.commands._options import app_context, complete_interval, complete_symbol
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -12,8 +12,10 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("market")
 def market(
     ctx: typer.Context,
-    symbol: str | None = typer.Option(None, "--symbol", help="Trading pair, e.g. BTCUSDT (data.symbol)."),
-    interval: str | None = typer.Option(None, "--interval", help="Kline interval: 1s 1m 5m 1h ... (data.interval)."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Trading pair, e.g. BTCUSDT (data.symbol).",
+                                      autocompletion=complete_symbol),
+    interval: str | None = typer.Option(None, "--interval", help="Kline interval: 1s 1m 5m 1h ... (data.interval).",
+                                        autocompletion=complete_interval),
     max_events: int | None = typer.Option(None, "--max-events", help="Stop after this many closed klines."),
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
     json_mode: bool = typer.Option(False, "--json", help="One JSON object per event, then the summary."),

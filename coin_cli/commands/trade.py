@@ -10,13 +10,15 @@ from typing import Any
 
 import typer
 
-from coin_cli.commands._options import JSON_OPTION, app_context
+from coin_cli.commands._options import JSON_OPTION, app_context, complete_interval, complete_symbol
 
 
 def trade(
     ctx: typer.Context,
-    symbol: str | None = typer.Option(None, "--symbol", help="data.symbol, e.g. BTCUSDT"),
-    interval: str | None = typer.Option(None, "--interval", help="data.interval, e.g. 1h"),
+    symbol: str | None = typer.Option(None, "--symbol", help="data.symbol, e.g. BTCUSDT",
+                                      autocompletion=complete_symbol),
+    interval: str | None = typer.Option(None, "--interval", help="data.interval, e.g. 1h",
+                                        autocompletion=complete_interval),
     mode: str | None = typer.Option(None, "--mode", help="trade.mode: replay | paper | live (default: paper)"),
     policy: str | None = typer.Option(None, "--policy",
                                       help="trade.policy: voltarget | buyhold | flat | <train run_id>"),

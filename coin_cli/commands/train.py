@@ -6,21 +6,22 @@ from typing import Any
 
 import typer
 
-from coin_cli.commands._options import JSON_OPTION, app_context
+from coin_cli.commands._options import JSON_OPTION, app_context, complete_interval, complete_symbol, complete_train_run
 
 
 def train(
     ctx: typer.Context,
     probe: bool = typer.Option(False, "--probe", help="Run the end-to-end readiness gate instead of training."),
-    symbol: str | None = typer.Option(None, "--symbol", help="data.symbol"),
-    interval: str | None = typer.Option(None, "--interval", help="data.interval"),
+    symbol: str | None = typer.Option(None, "--symbol", help="data.symbol", autocompletion=complete_symbol),
+    interval: str | None = typer.Option(None, "--interval", help="data.interval", autocompletion=complete_interval),
     algo: str | None = typer.Option(None, "--algo", help="train.algo: ppo | a2c | sac (continuous) | dqn (discrete)"),
     timesteps: int | None = typer.Option(None, "--timesteps", help="train.timesteps (per walk-forward fold)"),
     n_envs: int | None = typer.Option(None, "--n-envs", help="train.n_envs (>1 uses SubprocVecEnv)"),
     seed: int | None = typer.Option(None, "--seed", help="train.seed"),
     folds: int | None = typer.Option(None, "--folds", help="train.folds (walk-forward, expanding window)"),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="train.tensorboard: logs in the run folder"),
-    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted train run (its run_id)."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted train run (its run_id).",
+                                      autocompletion=complete_train_run),
     json_mode: bool = JSON_OPTION,
 ) -> None:
     app_ctx = app_context(ctx)
