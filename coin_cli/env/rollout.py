@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from coin_cli.agents.policy import Policy, PolicyInput
+from coin_cli.env.drawdown import peak_and_drawdown
 from coin_cli.env.recorder import Recorder
 
 if TYPE_CHECKING:
@@ -40,10 +41,7 @@ def rollout(env: TradingEnv, policy: Policy, *, seed: int | None = None, options
         inp = PolicyInput(feature_row(), obs, env.position_weight, env.equity, env.drawdown, open_time(env.bar))
         obs, _, terminated, truncated, info = step(float(act(inp)))
         steps += 1
-        equity = info["equity"]
-        if equity > peak:
-            peak = equity
-        drawdown = 1.0 - equity / peak if peak > 0 else 1.0
+        peak, drawdown = peak_and_drawdown(info["equity"], peak)
         if drawdown > max_drawdown:
             max_drawdown = drawdown
         exposure += info["position"]

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from coin_cli.config import EnvConfig, Settings
+from coin_cli.env.drawdown import peak_and_drawdown
 from coin_cli.env.execution import ExecutionModel, ExecutionParams
 from coin_cli.env.observation import ObservationBuilder
 from coin_cli.env.recorder import Recorder
@@ -147,10 +148,7 @@ class TradingEnv(gym.Env):
             self._turnover += notional
         price = self._close[nxt]
         equity = cash + qty * price
-        if equity > self._peak:
-            self._peak = equity
-        peak = self._peak
-        drawdown = 1.0 - equity / peak if peak > 0.0 else 1.0
+        self._peak, drawdown = peak_and_drawdown(equity, self._peak)
         if self._plain_reward and equity > 0.0 and prev_equity > 0.0:
             reward = math.log(equity / prev_equity)
         else:
@@ -206,7 +204,7 @@ class TradingEnv(gym.Env):
 
     @property
     def drawdown(self) -> float:
-        return 1.0 - self._equity / self._peak if self._peak > 0.0 else 1.0
+        return peak_and_drawdown(self._equity, self._peak)[1]
 
     def open_time(self, t: int) -> int:
         return self._open_time[t]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coin_cli.env.drawdown import max_drawdown
+
 MS_PER_YEAR = 365.0 * 24 * 3600 * 1000
 
 METRIC_NAMES = (
@@ -77,16 +79,6 @@ def sortino(returns: np.ndarray, periods_per_year: float) -> float | None:
     if not downside > 1e-15:
         return 0.0 if returns.mean() <= 0 else None
     return float(returns.mean() / downside * math.sqrt(periods_per_year))
-
-
-def max_drawdown(equity: np.ndarray) -> float:
-    equity = np.asarray(equity, dtype=np.float64)
-    if equity.size == 0:
-        return 0.0
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, 1.0 - equity / peak, 0.0)
-    return float(dd.max())
 
 
 def compute_metrics(trace: EquityTrace, periods_per_year: float) -> dict[str, float | int | None]:

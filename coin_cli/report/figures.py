@@ -76,11 +76,9 @@ def iso(ms: int | float | None) -> str | None:
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
-    if equity.size == 0:
-        return equity
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, 1.0 - equity / peak, 0.0)
+    from coin_cli.env.drawdown import drawdown_series  # the one drawdown from the peak
+
+    return drawdown_series(equity)
 
 
 def monthly_returns(time_ms: np.ndarray, equity: np.ndarray) -> dict[str, float]:

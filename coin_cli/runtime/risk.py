@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from coin_cli.env.drawdown import peak_and_drawdown
+
 if TYPE_CHECKING:
     from coin_cli.config import Settings
     from coin_cli.runtime.state import Checkpoint
@@ -111,10 +113,8 @@ class RiskManager:
 
     def on_mark(self, equity: float, bar: int) -> None:
         """Update the peak and the drawdown from it; move between the states."""
+        self.peak_equity, dd = peak_and_drawdown(equity, self.peak_equity)
         peak = self.peak_equity
-        if equity > peak:
-            self.peak_equity = peak = equity
-        dd = 1.0 - equity / peak if peak > 0.0 else 0.0
         self.drawdown = dd
         if dd > self.max_drawdown_seen:
             self.max_drawdown_seen = dd
