@@ -64,11 +64,8 @@ class RetryPolicy:
     retry_after_cap: float = 30.0
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
+    # between tries: base * 2^(try-1), capped (tenacity's wait_exponential), times this factor
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.5, 1.0))
-
-    def backoff(self, attempt: int) -> float:
-        """Wait before try `attempt + 1`: base * 2^(attempt-1), capped, times a jitter factor."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * self.jitter()
 
 
 def is_loopback(url: str) -> bool:
@@ -162,42 +159,60 @@ class Session:
             TelegramError,
             TimedOut,
         )
+        from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
         policy, redact = self.sender.policy, self.sender.redact
         result = SendResult("retry_later")
-        for attempt in range(1, policy.max_attempts + 1):
-            result.attempts = attempt
+        server_wait: list[float] = []   # a flood-control wait Telegram asked for, for the next try
+        backoff = wait_exponential(multiplier=policy.backoff_base, max=policy.backoff_cap)
+
+        def wait(state: Any) -> float:
+            if server_wait:
+                log.info("telegram flood control: waiting %.3g s", server_wait[0])
+                return server_wait.pop()
+            seconds = backoff(state) * policy.jitter()
+            log.info("telegram send attempt %d failed (%s); retrying in %.2f s", state.attempt_number,
+                     result.error, seconds)
+            return seconds
+
+        async def attempt() -> bool:
+            """One try; True when it is worth another (the outcome is written into `result`)."""
+            result.attempts += 1
             try:
                 message = await self.bot.send_message(
                     chat_id=chat_id, text=text, parse_mode=_PARSE_MODES.get(parse_mode),
                     disable_notification=silent, link_preview_options=LinkPreviewOptions(is_disabled=True))
             except RetryAfter as exc:
-                wait = retry_after_seconds(exc.retry_after)
-                result.error = f"flood control: Telegram asks to wait {wait:g} s"
-                if wait > policy.retry_after_cap or attempt == policy.max_attempts:
-                    result.retry_at = time.time() + wait
-                    return result
-                log.info("telegram flood control: waiting %.3g s", wait)
-                await asyncio.sleep(wait)
-                continue
+                seconds = retry_after_seconds(exc.retry_after)
+                result.error = f"flood control: Telegram asks to wait {seconds:g} s"
+                if seconds > policy.retry_after_cap or result.attempts == policy.max_attempts:
+                    result.retry_at = time.time() + seconds   # not waited here: the chat is blocked until then
+                    return False
+                server_wait[:] = [seconds]
+                return True
             except ChatMigrated as exc:
                 new = str(exc.new_chat_id)
-                return _permanent(result, "chat_error", f"group chat {chat_id} was upgraded to supergroup {new}",
-                                  f"set TELEGRAM_CHAT_ID (or telegram.chat_id) to {new}", new_chat_id=new)
+                _permanent(result, "chat_error", f"group chat {chat_id} was upgraded to supergroup {new}",
+                           f"set TELEGRAM_CHAT_ID (or telegram.chat_id) to {new}", new_chat_id=new)
+                return False
             except InvalidToken as exc:
-                return _permanent(result, "chat_error", f"Telegram rejected the bot token ({redact(exc.message)})",
-                                  "check TELEGRAM_BOT_TOKEN (get the token from @BotFather)")
+                _permanent(result, "chat_error", f"Telegram rejected the bot token ({redact(exc.message)})",
+                           "check TELEGRAM_BOT_TOKEN (get the token from @BotFather)")
+                return False
             except Forbidden as exc:
-                return _permanent(result, "chat_error", f"Telegram refused delivery ({redact(exc.message)})",
-                                  "unblock the bot, or add it back to the chat, or fix TELEGRAM_CHAT_ID")
+                _permanent(result, "chat_error", f"Telegram refused delivery ({redact(exc.message)})",
+                           "unblock the bot, or add it back to the chat, or fix TELEGRAM_CHAT_ID")
+                return False
             except BadRequest as exc:
                 text_l = exc.message.lower()
                 if any(p in text_l for p in _CHAT_PROBLEMS):
-                    return _permanent(result, "chat_error", f"Telegram: {redact(exc.message)}",
-                                      "check TELEGRAM_CHAT_ID (or telegram.chat_id); a user must send /start "
-                                      "to the bot first, and the bot must be a member of a group")
-                return _permanent(result, "rejected", f"Telegram rejected the message: {redact(exc.message)}",
-                                  "fix the message text (or use --parse-mode none)")
+                    _permanent(result, "chat_error", f"Telegram: {redact(exc.message)}",
+                               "check TELEGRAM_CHAT_ID (or telegram.chat_id); a user must send /start "
+                               "to the bot first, and the bot must be a member of a group")
+                else:
+                    _permanent(result, "rejected", f"Telegram rejected the message: {redact(exc.message)}",
+                               "fix the message text (or use --parse-mode none)")
+                return False
             except TimedOut as exc:
                 cause = type(exc.__cause__).__name__
                 if cause in ("ConnectTimeout", "PoolTimeout") or "not* sent" in exc.message:
@@ -215,11 +230,15 @@ class Session:
                 result.error = f"Telegram error: {redact(exc.message)[:200]}"
             else:
                 result.outcome, result.message_id = "sent", message.message_id
-                return result
-            if attempt < policy.max_attempts:
-                wait = policy.backoff(attempt)
-                log.info("telegram send attempt %d failed (%s); retrying in %.2f s", attempt, result.error, wait)
-                await asyncio.sleep(wait)
+                return False
+            return True
+
+        # The plain part (how many tries, how long between them) is tenacity's; what each Telegram
+        # answer means (wait as told, give up, count a possible duplicate) is decided above.
+        retrying = AsyncRetrying(stop=stop_after_attempt(policy.max_attempts), wait=wait,
+                                 retry=retry_if_result(bool), retry_error_callback=lambda state: None,
+                                 sleep=asyncio.sleep, reraise=True)
+        await retrying(attempt)
         return result
 
 
