@@ -75,7 +75,8 @@ class WeightBudget:
         self.max_per_minute = max_per_minute
         self.used = 0
         self._minute = -1
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def note(self, used: int | None, server_now_ms: int) -> None:
         if used is None:
@@ -83,6 +84,9 @@ class WeightBudget:
         self.used, self._minute = used, server_now_ms // MINUTE_MS
 
     async def reserve(self, weight: int, server_now_ms: Callable[[], int], stats: RequestStats | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:  # a Lock belongs to one loop (asyncio.run each)
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:
             now = server_now_ms()
             if now // MINUTE_MS != self._minute:   # a new window: the server's count restarted
