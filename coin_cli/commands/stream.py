@@ -32,3 +32,25 @@ def market(
     with app_ctx.open_run(settings, "stream", json_mode) as run, render.kline_stream(json_mode) as show:
         result = stream_market(settings, run, max_events=max_events, duration=duration, on_event=show)
     render.emit(result, json_mode=json_mode, tables=[render.kv_table("stream market", result)], run_id=run.run_id)
+    if run.exit_code:  # interrupted: the summary is out, the exit code says how it ended
+        raise typer.Exit(run.exit_code)
+
+
+@app.command("user")
+def user(
+    ctx: typer.Context,
+    max_events: int | None = typer.Option(None, "--max-events", help="Stop after this many account events."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    json_mode: bool = typer.Option(False, "--json", help="One JSON object per event, then the summary."),
+) -> None:
+    """The account's user data stream (binance.ws_api_url; needs BINANCE_API_KEY/BINANCE_API_SECRET)."""
+    app_ctx = app_context(ctx)
+    settings = app_ctx.settings()
+    from coin_cli import render
+    from coin_cli.config import Secrets
+    from coin_cli.integrations.binance.user_stream_service import require_keys, stream_user
+
+    require_keys(Secrets.from_env())   # exit 2 before a run folder exists
+    with app_ctx.open_run(settings, "stream", json_mode) as run, render.user_stream(json_mode) as show:
+        result = stream_user(settings, run, max_events=max_events, duration=duration, on_event=show)
+    render.emit(result, json_mode=json_mode, tables=[render.kv_table("stream user", result)], run_id=run.run_id)

@@ -154,3 +154,24 @@ def test_duplicate_and_reordered_klines_are_shown_once_in_order(workdir: Path, f
     # fetched over REST (gap_filled) and its late stream copy dropped
     assert summary["duplicates_dropped"] == 1
     assert summary["gap_filled"] == (1 if fault == "reorder" else 0)
+
+
+@pytest.mark.parametrize(("sig", "code", "said"), [("SIGINT", 130, "SIGINT"), ("SIGTERM", 143, "SIGTERM")])
+def test_ctrl_c_or_sigterm_ends_with_the_summary_and_its_exit_code(workdir: Path, fake: FakeBinance, sig: str,
+                                                                   code: int, said: str) -> None:
+    import signal
+
+    add_candles(fake, "BTCUSDT", "1s", CANDLES, history=HISTORY)
+    proc = _start(workdir, fake)   # no --max-events, no --duration: runs until stopped
+
+    def on_event(event: dict, events: list[dict]) -> None:
+        if len(_klines(events)) == 3 and len(events) == 3:
+            proc.send_signal(getattr(signal, sig))
+
+    events, summary, err = _read(proc, on_event)
+    assert proc.returncode == code, err
+    assert summary["stopped"] == said and summary["klines"] == len(_klines(events)) >= 3
+    run = workdir / "runs" / summary["run_id"]
+    assert len((run / "events.jsonl").read_text().splitlines()) == len(events)
+    meta = json.loads((run / "meta.json").read_text())
+    assert (meta["status"], meta["exit_code"]) == ("interrupted", code)

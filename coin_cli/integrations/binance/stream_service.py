@@ -62,15 +62,25 @@ def stream_market(settings: Settings, run: Run | None = None, *, max_events: int
         raise UsageError(f"--max-events must be at least 1, got {max_events}")
     if duration is not None and duration <= 0:
         raise UsageError(f"--duration must be positive, got {duration:g}")
+    from coin_cli.errors import ExitCode, Terminated
+
     recorder = _Recorder(run, on_event)
+    state: dict[str, Any] = {}
     try:
-        return asyncio.run(_stream(settings, recorder, max_events, duration))
+        return asyncio.run(_stream(settings, recorder, max_events, duration, state))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was shown is recorded; say so, exit 130/143
+        if "summary" not in state:
+            raise
+        terminated = isinstance(exc, Terminated)
+        if run is not None:
+            run.set_outcome("interrupted", ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
+        return {**state["summary"](), "stopped": "SIGTERM" if terminated else "SIGINT"}
     finally:
         recorder.close()
 
 
 async def _stream(settings: Settings, emit: _Recorder, max_events: int | None,
-                  duration: float | None) -> dict[str, Any]:
+                  duration: float | None, state: dict[str, Any]) -> dict[str, Any]:
     from coin_cli.data.schema import interval_ms, ms_to_iso, normalize_interval
     from coin_cli.integrations.binance.market_ws import MarketDataWS
     from coin_cli.integrations.binance.rest import BinanceRESTClient
@@ -89,6 +99,17 @@ async def _stream(settings: Settings, emit: _Recorder, max_events: int | None,
     source = MarketDataWS.from_settings(settings.binance, symbol, interval)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     task = asyncio.create_task(source.run(queue))
+
+    def summary() -> dict[str, Any]:
+        return {
+            "symbol": symbol, "interval": interval, "stream": source.endpoint, "stopped": stopped, **counts,
+            "reconnects": source.reconnects, "reconnect_reasons": dict(source.reasons),
+            "first": ms_to_iso(first) if first is not None else None,
+            "last": ms_to_iso(last) if last is not None else None,
+            "rest_retries": rest.stats.retries, "duration_s": round(time.monotonic() - began, 3),
+        }
+
+    state["summary"] = summary
 
     def show(candle: Candle, gap_filled: bool) -> bool:
         """Emit one kline; True when the event budget is spent."""
@@ -148,10 +169,4 @@ async def _stream(settings: Settings, emit: _Recorder, max_events: int | None,
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await rest.close()
-    return {
-        "symbol": symbol, "interval": interval, "stream": source.endpoint, "stopped": stopped, **counts,
-        "reconnects": source.reconnects, "reconnect_reasons": source.reasons,
-        "first": ms_to_iso(first) if first is not None else None,
-        "last": ms_to_iso(last) if last is not None else None,
-        "rest_retries": rest.stats.retries, "duration_s": round(time.monotonic() - began, 3),
-    }
+    return summary()
