@@ -184,3 +184,36 @@ def test_the_page_renders_in_headless_chromium(coin, workdir: Path, trade_copy: 
     # the chart is drawn: some of the strategy line's blue is on screen
     blue = np.all(np.abs(pixels - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.08, axis=-1)
     assert blue.sum() > 200
+
+
+def test_an_interrupted_trade_run_draws_its_chart_up_to_where_it_stopped(workdir: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import clean_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "trade", "--mode", "replay", "--speed", "200",
+                             "--json"], cwd=workdir, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        metrics: list[Path] = []
+        while time.monotonic() < deadline:
+            metrics = list((workdir / "runs").glob("*-trade-*/metrics.jsonl"))
+            if metrics and metrics[0].stat().st_size > 200 * 200:   # a few hundred bars
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    folder = workdir / "runs" / summary["run_id"]
+    assert summary["stopped_by"] == "SIGINT" and 0 < summary["bars"] < 20_000   # of the 20,000 generated
+    lines = sum(1 for ln in (folder / "metrics.jsonl").read_text().splitlines() if ln.startswith('{"bar"'))
+    assert summary["performance"]["bars"] == lines == summary["bars"]
+    root = ET.parse(folder / "equity.svg").getroot()
+    assert any(g.get("id") == "equity" for g in root.iter("{http://www.w3.org/2000/svg}g"))
