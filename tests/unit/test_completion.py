@@ -34,11 +34,11 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def complete(folder: Path, *words: str) -> tuple[list[str], str]:
+def complete(folder: Path, *words: str, env: dict[str, str] | None = None) -> tuple[list[str], str]:
     """What bash would offer after `coin <words>` (the last word is the one being typed)."""
     line = ["coin", *words]
     env = clean_env({"_COIN_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(line),
-                     "COMP_CWORD": str(len(line) - 1)})
+                     "COMP_CWORD": str(len(line) - 1), **(env or {})})
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=folder, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
@@ -67,6 +67,7 @@ def test_run_ids_from_the_runs_folder_and_the_data_dir_flag(folder: Path) -> Non
     (folder / "elsewhere" / "binance" / "SOLUSDT").mkdir(parents=True)
     (folder / "elsewhere" / "binance" / "SOLUSDT" / "4h.parquet").write_bytes(b"PAR1")
     assert complete(folder, "--data-dir", "elsewhere", "trade", "--symbol", "")[0] == ["SOLUSDT"]
+    assert complete(folder, "trade", "--symbol", "", env={"COIN_PATHS__DATA_DIR": "elsewhere"})[0] == ["SOLUSDT"]
 
 
 def test_the_folders_completion_reads_are_the_default_settings() -> None:
