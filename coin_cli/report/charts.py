@@ -96,6 +96,7 @@ def trade_chart(series: TradeSeries, path: Path, title: str) -> Path:
     ax_eq.set_ylabel("equity (quote)")
     ax_dd.set_ylabel("drawdown %")
     ax_w.set_ylabel("weight")
+    ax_w.set_xlabel("time (UTC)")
     ax_eq.set_title(title, loc="left")
     _legend(ax_eq)
     _legend(ax_w)
@@ -147,7 +148,8 @@ def equity_lines_chart(path: Path, title: str, times_ms: Sequence[int], lines: M
             v = np.asarray(values, dtype=np.float64)[: dates.size]
             if v.size:
                 x, y = minmax(dates[: v.size], v, COLUMNS)
-                ax2.plot(x, y, lw=1, color=_COLOURS.get(name.split(" ")[0].lower()), label=name)
+                ax2.plot(x, y, lw=1, color=_COLOURS.get(name.split(" ")[0].lower()), label=name,
+                         gid=f"second-{name}")
         ax2.set_ylabel(label)
     first = next((np.asarray(v, dtype=np.float64) for v in lines.values() if len(v)), None)
     ax_dd = rest[0]
@@ -155,6 +157,7 @@ def equity_lines_chart(path: Path, title: str, times_ms: Sequence[int], lines: M
         x, y = minmax(dates[: first.size], -drawdown(first[: dates.size]) * 100, COLUMNS)
         ax_dd.fill_between(x, y, 0, color="#d62728", alpha=0.35, lw=0, gid="drawdown")
     ax_dd.set_ylabel(f"drawdown % ({next(iter(lines), '')})")
+    axes[-1].set_xlabel("time (UTC)")
     for b in boundaries_ms:
         for a in axes:
             a.axvline(np.datetime64(int(b), "ms"), color="#555555", lw=0.8, ls=":")

@@ -69,7 +69,9 @@ def test_fresh_clone_probe_is_ready_and_writes_exactly_the_files(coin, workdir: 
     texts = " ".join(t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text"))
     for label in ("equity (quote currency)", "cumulative reward", "time (UTC)", "VolTarget", "buy and hold"):
         assert label in texts
-    assert len(list(svg.iter("{http://www.w3.org/2000/svg}polyline"))) == 4
+    lines = [g.get("id") or "" for g in svg.iter("{http://www.w3.org/2000/svg}g")]   # matplotlib gids
+    assert sorted(i for i in lines if i.startswith(("line-", "second-"))) == [
+        "line-VolTarget", "line-buy and hold", "second-VolTarget", "second-buy and hold"]
 
     meta = load(run_dir, "meta.json")
     assert meta["status"] == "ok" and meta["exit_code"] == 0
