@@ -32,6 +32,12 @@ class CoinGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader of stdout left (`| head`): not an error of the command
+            _stdout_closed(ctx)
+        except SystemExit as exc:
+            if isinstance(exc.__context__, BrokenPipeError):  # rich's Console exits 1 on a closed pipe
+                _stdout_closed(ctx)
+            raise
         except typer.TyperException as exc:  # usage errors: one line too, not a box
             if not exc.format_message():  # a group called without a command: its help
                 exc.show()
@@ -48,6 +54,27 @@ class CoinGroup(TyperGroup):
         except Exception as exc:  # an unexpected error is a bug: say so, hint at -v
             message = f"unexpected {type(exc).__name__}: {exc}"
             _fail(ctx, message, ExitCode.UNEXPECTED, exc, hint=True)
+
+
+def _stdout_closed(ctx: typer.Context) -> None:
+    """Quiet, and the exit code is the one meta.json records: stdout goes to /dev/null (so the
+    interpreter's last flush cannot fail either) and a run cut short by the closed pipe is ok."""
+    _stdout_to_devnull()
+    run = ctx.obj.run if isinstance(ctx.obj, AppContext) else None
+    if run is None:
+        raise typer.Exit(0)
+    # still running, or finished as `failed`/1 by rich's SystemExit(1) (a real error records its name)
+    if run.meta.get("status") == "running" or ("error" not in run.meta and run.meta.get("exit_code") == 1):
+        run.finish("ok", 0, stdout="closed by the reader")
+    raise typer.Exit(int(run.meta.get("exit_code") or 0))
+
+
+def _stdout_to_devnull() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _said(what: str, exc: BaseException) -> str:
@@ -69,12 +96,15 @@ def _fail(ctx: typer.Context, message: str, code: int, exc: BaseException, hint:
         text += " (run with -v for the traceback)"
     error_line(text)
     if run is not None:
-        if app_ctx.json_mode:
-            sys.stdout.write(json.dumps({"run_id": run.run_id, "status": "failed", "exit_code": int(code),
-                                         "error": text}) + "\n")
-        else:
-            sys.stdout.write(run.run_id + "\n")
-        sys.stdout.flush()
+        try:
+            if app_ctx.json_mode:
+                sys.stdout.write(json.dumps({"run_id": run.run_id, "status": "failed", "exit_code": int(code),
+                                             "error": text}) + "\n")
+            else:
+                sys.stdout.write(run.run_id + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # nobody reads stdout: the error line and the exit code still tell
+            _stdout_to_devnull()
     raise typer.Exit(int(code))
 
 
