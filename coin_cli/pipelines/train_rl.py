@@ -153,7 +153,8 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
             raise
         progress_cb.report()
         # the final model competes with the periodic evaluations (a short run may have none)
-        evaluated = list(evaluator.evaluations_timesteps)
+        # (EvalCallback fills evaluations_timesteps only with a log_path: the curve rows say it)
+        evaluated = [row["timesteps"] for row in curve if row["fold"] == fold.index]
         if not evaluated or evaluated[-1] != model.num_timesteps:
             sync_envs_normalization(venv, eval_env)
             final_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=True, warn=False)
