@@ -39,6 +39,18 @@ def _folder(path: Path) -> Path:
 # Where coin writes: a file in the way would otherwise fail deep inside a command.
 Folder = Annotated[Path, AfterValidator(_folder)]
 
+
+def _interval(value: str) -> str:
+    from coin_cli.data.schema import INTERVALS
+
+    if value not in INTERVALS:
+        raise ValueError(f"a Binance kline interval (one of {' '.join(INTERVALS)})")
+    return value
+
+
+# Checked here, not in the command, so the error names the variable, file or flag that set it.
+Interval = Annotated[str, AfterValidator(_interval)]
+
 SECRET_ENV_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
 DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
 ENV_PREFIX = "COIN_"
@@ -56,7 +68,7 @@ class PathsConfig(Section):
 class DataConfig(Section):
     exchange: ExchangeName = "binance"
     symbol: Symbol = "BTCUSDT"
-    interval: str = "1h"
+    interval: Interval = "1h"
     bootstrap_rows: PositiveInt = 20_000
     bootstrap_seed: int = 7
     download_page_limit: Annotated[int, Field(ge=1, le=1000)] = 1000
@@ -312,6 +324,7 @@ def _set(
     if not isinstance(existing, dict):
         existing = {}
         data[section] = existing
+        origins[(section,)] = origin  # a section only this origin names (`COIN_FOO__BAR`: unknown `foo`)
     existing[key] = value
     origins[(section, key)] = origin
 

@@ -44,3 +44,23 @@ def test_a_closed_stdout_keeps_a_real_failure_code(coin, workdir: Path) -> None:
     assert done.returncode not in (0, 1)
     assert done.returncode == _newest_meta(workdir)["exit_code"]
     assert done.stderr.startswith("error: ")
+
+
+def test_an_unknown_section_from_the_environment_names_the_variable(coin, workdir: Path) -> None:
+    (workdir / "configs").mkdir()
+    (workdir / "configs" / "default.yaml").write_text("data:\n  symbol: BTCUSDT\n")
+    done = coin("data", "ls", env={"COIN_FOO__BAR": "1"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: COIN_FOO__BAR: foo: unknown key (check the spelling; see configs/default.yaml)"]
+
+
+def test_a_bad_interval_names_the_variable_or_the_file_that_said_it(coin, workdir: Path) -> None:
+    from_env = coin("data", "ls", env={"COIN_DATA__INTERVAL": "7m"})
+    assert from_env.returncode == 2
+    assert from_env.stderr.startswith("error: COIN_DATA__INTERVAL: data.interval: expected a Binance kline interval")
+    assert from_env.stderr.rstrip().endswith("got '7m'")
+    (workdir / "mine.yaml").write_text("data:\n  interval: 7m\n")
+    from_file = coin("--config", "mine.yaml", "data", "ls")
+    assert from_file.returncode == 2
+    assert from_file.stderr.startswith("error: mine.yaml: data.interval: expected a Binance kline interval")
