@@ -217,3 +217,33 @@ def test_an_interrupted_trade_run_draws_its_chart_up_to_where_it_stopped(workdir
     assert summary["performance"]["bars"] == lines == summary["bars"]
     root = ET.parse(folder / "equity.svg").getroot()
     assert any(g.get("id") == "equity" for g in root.iter("{http://www.w3.org/2000/svg}g"))
+
+
+def test_train_page_shows_the_promotion_checks_and_every_figure_of_evaluation_json(coin, workdir: Path) -> None:
+    """A train run folder in the layout `coin train` writes (a real one is built by the slow
+    test_train_cli; this one is hand-written so the page's values can be checked one by one)."""
+    folder = workdir / "runs" / "20261201T000000Z-train-0a1b2c"
+    folder.mkdir(parents=True)
+    metrics = {name: {"total_return": r, "annualised_return": r * 2, "sharpe": s, "sortino": s * 1.5,
+                      "max_drawdown": 0.1, "turnover": 3.0, "fees": 12.5, "trades": 40, "exposure": 0.5,
+                      "final_equity": 10_000 * (1 + r), "bars": 500}
+               for name, r, s in (("agent", 0.05, 1.2), ("voltarget", 0.02, 0.4), ("buyhold", -0.03, -0.2))}
+    checks = {split: {"agent_sharpe": 1.2, "best_baseline": "voltarget", "best_baseline_sharpe": 0.4,
+                      "sharpe_diff": 0.8, "ci_low": 0.1, "ci_high": 1.5, "passed": True} for split in ("val", "test")}
+    evaluation = {"val": {"metrics": metrics, "best_baseline": "voltarget"},
+                  "test": {"metrics": metrics, "best_baseline": "voltarget"},
+                  "promotion": {"status": "promoted", "margin": 0.0, "checks": checks, "reasons": []},
+                  "folds": [{"index": 0, "test": {"start": 100, "end": 600, "bars": 500}}]}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
+    (folder / "train_manifest.json").write_text(json.dumps({"status": "promoted", "algo": "ppo"}))
+    page = _page(_report(coin, folder.name)[0])
+    assert {"promotion", "figures-val", "figures-test", "chart-equity", "chart-curve", "folds", "settings"} \
+        <= page.sections
+    for split, check in checks.items():
+        for key, value in check.items():
+            assert page.values[f"promotion.{split}.{key}"] == value
+    for split in ("val", "test"):
+        for name, m in metrics.items():
+            for key, value in m.items():
+                if key != "bars":
+                    assert page.values[f"{split}.{name}.{key}"] == value, (split, name, key)
