@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coin_cli.errors import DataError, UsageError
+from coin_cli.errors import UsageError
 from coin_cli.monitoring.alerts import AlertEngine
 from coin_cli.monitoring.metrics import MetricsLogger
 from coin_cli.runtime.brokers import PaperBroker
 from coin_cli.runtime.gap_filler import ArrayCandleProvider, GapFiller
+from coin_cli.runtime.history import load_replay_candles, warm_up
 from coin_cli.runtime.orders import OrderManager, check_strategy_id
 from coin_cli.runtime.paper import SOURCE as SOURCE_PAPER
 from coin_cli.runtime.paper import CandleRecorder, StoreRestFetcher, market_source, now_ms, prepare_market
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from coin_cli.config import Settings
     from coin_cli.runs import Run
-    from coin_cli.runtime.sources import CandleArrays, MarketSource
+    from coin_cli.runtime.sources import MarketSource
 
 log = logging.getLogger("coin.runtime")
 
@@ -244,29 +245,6 @@ def check_mode(mode: str) -> None:
         raise UsageError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
 
 
-def load_replay_candles(settings: Settings, request: TradeRequest) -> tuple[CandleArrays, dict[str, Any]]:
-    """The candles a replay runs over: --from/--to from the store (with the bars before --from,
-    which warm the features; a resumed ledger re-warms on them too), else load_or_bootstrap."""
-    from coin_cli.data.service import load_or_bootstrap, store_for
-    from coin_cli.runtime.sources import CandleArrays
-
-    d = settings.data
-    info: dict[str, Any] = {"generated": False}
-    if request.start_ms is None and request.end_ms is None:
-        frame, manifest, generated = load_or_bootstrap(settings)
-        info.update(generated=generated, source=manifest.get("source"))
-    else:  # from the store's start: the bars before --from warm the features
-        store = store_for(settings)
-        frame = store.read(d.symbol, d.interval, None, request.end_ms)
-        info["source"] = (store.manifest(d.symbol, d.interval) or {}).get("source")
-    arrays = CandleArrays.from_frame(frame)
-    del frame
-    if len(arrays) == 0:
-        raise DataError(f"no {d.symbol} {d.interval} candles in {settings.paths.data_dir} for the requested range")
-    info["rows"] = len(arrays)
-    return arrays, info
-
-
 def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | None = None,
                   broker_factory: Callable[[Any, Portfolio], Any] | None = None) -> Runtime:
     """Wire every component for `settings` (symbol, interval, mode, policy, risk, paths).
@@ -324,13 +302,13 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
             writer, arrays, _now, _params = market
             data_info = {"generated": False, "source": SOURCE_PAPER, "rows": len(arrays)}
             first = cp.first_bar if cp is not None and cp.first_bar is not None else int(arrays.close_time[-1]) + 1
-            next_open = _warm_up(features, obs_window, arrays, first, ready, cp)
+            next_open = warm_up(features, obs_window, arrays, first, ready, cp)
             gap_filler = GapFiller(None, next_open, fetcher=StoreRestFetcher(settings, writer))
             source = market_source(settings, symbol, interval)
         else:
             arrays, data_info = load_replay_candles(settings, request)
             first = cp.first_bar if cp is not None and cp.first_bar is not None else request.start_ms
-            next_open = _warm_up(features, obs_window, arrays, first, ready, cp)
+            next_open = warm_up(features, obs_window, arrays, first, ready, cp)
             gap_filler = GapFiller(ArrayCandleProvider(arrays), next_open if cp is not None else None)
             after = cp.last_bar if cp is not None else None
             if after is None and request.start_ms is not None:
@@ -374,32 +352,6 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     except BaseException:
         state.close()
         raise
-
-
-def _warm_up(features: Any, obs_window: Any, arrays: CandleArrays, first_traded: int | None, ready: int,
-             cp: Checkpoint | None) -> int | None:
-    """Feed the feature engine the `ready` stored bars before the first bar the ledger trades, then
-    every bar the ledger already processed (a restart); returns the next expected open."""
-    import numpy as np
-
-    if first_traded is None:  # a replay from the store's first bar: TradingEnv's own warm-up
-        return None
-    i = int(np.searchsorted(arrays.open_time, first_traded, side="left"))
-    candles = arrays.candles(max(0, i - ready), i)
-    if cp is not None and cp.last_bar is not None and cp.first_bar is not None:
-        done = arrays.candles(i, int(np.searchsorted(arrays.open_time, cp.last_bar, side="right")))
-        if not done or done[-1].open_time != cp.last_bar or done[0].open_time != cp.first_bar:
-            raise DataError(f"the state file's bars {cp.first_bar}..{cp.last_bar} are not all in the candle data any "
-                            "more; cannot rebuild the features it decided on")
-        if len(done) != cp.bars:
-            log.warning("re-warming features over %d stored candles, the ledger processed %d bars", len(done), cp.bars)
-        candles += done
-    update = features.update
-    for c in candles:
-        row = update(c)
-        if obs_window is not None:
-            obs_window.push(row)
-    return candles[-1].close_time + 1 if candles else first_traded
 
 
 def _drift_monitor(settings: Settings, features: Any, obs_window: Any) -> Any:
