@@ -7,6 +7,7 @@ Secrets come only from the environment and are never part of `Settings` dumps.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -218,14 +219,20 @@ def redact(text: str, secrets: Secrets | None = None) -> str:
     return redact_values(text, (secrets or Secrets.from_env()).values())
 
 
+# The shape of any Telegram bot token, configured or not (Bot API docs: "123456:ABC-DEF1234gh...",
+# the bot's numeric id, ':' or its URL form %3A, then 35 URL-safe characters; `bot<token>` in a URL).
+_BOT_TOKEN = re.compile(r"(?:(?<=bot)|(?<![\w-]))\d{5,15}(?::|%3A)[A-Za-z0-9_-]{30,60}(?![\w-])")
+
+
 def redact_values(text: str, values: Iterable[str | None]) -> str:
-    """Replace each value, and its URL-encoded form (a token's ':' in a URL), by `***`."""
+    """Replace each value, and its URL-encoded form (a token's ':' in a URL), by `***`; and any
+    text shaped like a Telegram bot token, whoever's it is."""
     from urllib.parse import quote
 
     forms = {form for v in values if v and len(v) >= 4 for form in (v, quote(v, safe=""))}
     for value in sorted(forms, key=len, reverse=True):
         text = text.replace(value, "***")
-    return text
+    return _BOT_TOKEN.sub("***", text)
 
 
 # ---- loading --------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def _enqueue(outbox: Outbox, text: str, chat_id: str, tg: Any, code: str | None,
         raise UsageError("the message text is empty")
     parts = build_parts(clean, chat_id=chat_id, parse_mode=tg.parse_mode, silent=silent, code=code)
     return outbox.enqueue(chat_id, [(p.text, p.dedupe_key) for p in parts], parse_mode=tg.parse_mode,
-                          silent=silent, dedupe_window=tg.dedupe_window, source="cli")
+                          # only alerts (--code) collapse: two plain "backup done" are two messages
+                          silent=silent, dedupe_window=tg.dedupe_window if code else 0.0, source="cli")
 
 
 def _deliver(outbox: Outbox, token: str, chat_id: str, tg: Any, queued: list[Enqueued],

@@ -56,6 +56,10 @@ CREATE INDEX IF NOT EXISTS sends_chat ON sends (chat_id, at);
 CREATE TABLE IF NOT EXISTS chats (chat_id TEXT PRIMARY KEY, blocked_until REAL NOT NULL DEFAULT 0);
 """
 
+# "CoOb" in the SQLite header: an outbox is told from a coin ledger (0x436F696E) or any other file
+# before a table is written into it.
+OUTBOX_APPLICATION_ID = 0x436F4F62
+OUTBOX_TABLES = frozenset({"messages", "sends", "chats", "sqlite_sequence"})
 GROUP_WINDOW_S = 60.0
 KEEP_SENT_S = 7 * 86400.0
 
@@ -119,10 +123,15 @@ class Outbox:
             try:
                 db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
                 db.row_factory = sqlite3.Row
+                self._check_is_outbox(db)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
-                db.executescript(SCHEMA)
+                db.executescript(SCHEMA + f"PRAGMA application_id = {OUTBOX_APPLICATION_ID};")
                 return db
+            except DataError:
+                if db is not None:
+                    db.close()
+                raise
             except sqlite3.OperationalError as exc:
                 if db is not None:
                     db.close()
@@ -134,6 +143,19 @@ class Outbox:
                     db.close()
                 raise DataError(f"{self.path}: cannot open the Telegram outbox ({exc}); move the file away "
                                 "to start a new one") from None
+
+    def _check_is_outbox(self, db: sqlite3.Connection) -> None:
+        """An empty file becomes an outbox; one with our id, or only our tables (an outbox written
+        before the id existed, or a concurrent creator), is one; anything else is refused untouched."""
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == OUTBOX_APPLICATION_ID:
+            return
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id == 0 and tables <= OUTBOX_TABLES:
+            return
+        found = f"SQLite application_id {app_id:#x}, tables {', '.join(sorted(tables)) or 'none'}"
+        raise DataError(f"{self.path}: not a coin Telegram outbox ({found}); refusing to write into it "
+                        "(point telegram.outbox at another file)")
 
     def close(self) -> None:
         self._db.close()

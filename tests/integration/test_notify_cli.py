@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -390,3 +391,45 @@ def test_paths_and_texts_print_as_they_are_not_as_rich_markup_or_emoji(fake, wor
     blocked = run_coin(["--runs-dir", str(odd), "notify", "again"], cwd=workdir,
                        env=tg_env(fake.base_url, TELEGRAM_CHAT_ID="777"))
     assert blocked.returncode == 2 and "❌" not in blocked.stderr and blocked.stderr.count("\n") == 1
+
+
+# ---- issue 11 item 12: the outbox is an outbox, plain messages are not alerts, tokens by shape -----
+
+
+def test_plain_messages_without_a_code_are_never_collapsed(notify, fake):
+    assert notify("backup done").returncode == 0
+    second = notify("backup done", "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["status"] != "collapsed"
+    assert sent_texts(fake) == ["backup done", "backup done"]
+
+
+def test_a_token_of_another_bot_is_redacted_by_its_shape(notify, fake):
+    other = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"  # the Bot API docs' example shape
+    result = notify(f"cron used {other} and https://api.telegram.org/bot{other.replace(':', '%3A')}/getMe at 12:30:45")
+    assert result.returncode == 0, result.stderr
+    assert sent_texts(fake) == ["cron used *** and https://api.telegram.org/bot***/getMe at 12:30:45"]
+
+
+def test_the_outbox_refuses_a_coin_ledger_and_leaves_it_untouched(workdir, fake):
+    assert run_coin(["data", "bootstrap", "--rows", "300"], cwd=workdir).returncode == 0
+    traded = run_coin(["trade", "--mode", "replay", "--max-bars", "5", "--policy", "buyhold",
+                       "--state-file", "ledger.sqlite"], cwd=workdir)
+    assert traded.returncode == 0, traded.stderr
+    ledger = workdir / "ledger.sqlite"
+    before = ledger.read_bytes()
+    result = run_coin(["notify", "hi"], cwd=workdir,
+                      env=tg_env(fake.base_url, COIN_TELEGRAM__OUTBOX=str(ledger)))
+    assert result.returncode == 3
+    assert result.stderr.startswith(f"error: {ledger}: not a coin Telegram outbox (SQLite application_id 0x436f696e")
+    assert ledger.read_bytes() == before
+    with sqlite3.connect(ledger) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "messages" not in tables and "sends" not in tables
+    assert fake.messages == []
+
+
+def test_a_new_outbox_carries_its_application_id(notify, fake, workdir):
+    assert notify("hi").returncode == 0
+    with sqlite3.connect(workdir / "runs" / "outbox.sqlite") as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == int.from_bytes(b"CoOb", "big")
