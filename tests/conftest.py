@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data"
-SHARED_REF = SHARED / "reference"
+# Real candle excerpts shipped with the repository (sources and licences: tests/data/README.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 _SCRUB_PREFIXES = ("COIN_", "BINANCE_", "TELEGRAM_")
 _SCRUB = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_COLOR")

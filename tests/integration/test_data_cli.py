@@ -16,7 +16,7 @@ import pytest
 
 from coin_cli.data.store import CandleStore
 from coin_cli.runs import file_lock
-from tests.conftest import SHARED_DATA, clean_env, last_line
+from tests.conftest import TEST_DATA, clean_env, last_line
 from tests.fakes.binance import FakeBinance, KlineSeries, add_series
 
 MINUTE = 60_000
@@ -63,27 +63,27 @@ def test_bootstrap_same_seed_same_bytes_and_marked_synthetic(coin, workdir: Path
 
 
 def test_import_validate_ls_on_a_real_file(coin, workdir: Path) -> None:
-    imported = coin("data", "import", str(SHARED_DATA / "binance_ETHUSDT_5m.csv"), "--symbol", "ethusdt",
+    imported = coin("data", "import", str(TEST_DATA / "binance_ETHUSDT_5m.csv"), "--symbol", "ethusdt",
                     "--interval", "5m", "--json")
     assert imported.returncode == 0, imported.stderr
-    assert _json(imported)["rows"] == 65_742
+    assert _json(imported)["rows"] == 7_142  # the excerpt (tests/data/README.md)
     validated = coin("data", "validate", "--symbol", "ETHUSDT", "--interval", "5m", "--json")
     assert validated.returncode == 0, validated.stderr
     report = _json(validated)
     assert (report["status"], report["gap_events"], report["missing_bars"], report["zero_volume"]) == \
-        ("warnings", 6, 177, 28)
+        ("warnings", 2, 58, 10)
     human = coin("data", "validate", "--symbol", "ETHUSDT", "--interval", "5m")
-    assert "OHLC consistency" in human.stdout and "177 missing bars" in human.stdout
+    assert "OHLC consistency" in human.stdout and "58 missing bars" in human.stdout
     manifest = json.loads(_store(workdir).manifest_path("ETHUSDT", "5m").read_text())
     assert manifest["last_validated"]["status"] == "warnings"
     listed = coin("data", "ls", "--json")
     datasets = _json(listed)["datasets"]
     assert [(d["symbol"], d["interval"], d["rows"], d["source"]) for d in datasets] == \
-        [("ETHUSDT", "5m", 65_742, "csv")]
+        [("ETHUSDT", "5m", 7_142, "csv")]
 
 
 def test_bad_import_exits_3_with_one_line_and_leaves_the_store(coin, workdir: Path) -> None:
-    assert coin("data", "import", str(SHARED_DATA / "binance_BTCUSDT_5m.csv"), "--interval", "5m").returncode == 0
+    assert coin("data", "import", str(TEST_DATA / "binance_BTCUSDT_5m.csv"), "--interval", "5m").returncode == 0
     before = _store(workdir).path("BTCUSDT", "5m").read_bytes()
     bad = workdir / "bad.csv"
     bad.write_text("open_time_ms,open,high,low,close,volume\n1606780800000,1,2,0.5,1.5,3\n1606781100000,x,2,1,1,1\n")
@@ -97,7 +97,7 @@ def test_bad_import_exits_3_with_one_line_and_leaves_the_store(coin, workdir: Pa
 
 
 def test_validate_exits_3_on_structural_errors(coin, workdir: Path) -> None:
-    frame = pd.read_csv(SHARED_DATA / "bittrex_ETCBTC_1m.csv").rename(columns={"open_time_ms": "open_time"})
+    frame = pd.read_csv(TEST_DATA / "bittrex_ETCBTC_1m.csv").rename(columns={"open_time_ms": "open_time"})
     frame.loc[100, "high"] = frame.loc[100, "low"] / 2  # written straight through the store API, unchecked
     _store(workdir).merge("ETCBTC", "1m", frame, "csv")
     result = coin("data", "validate", "--symbol", "ETCBTC", "--interval", "1m")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, clean_env, last_line
+from tests.conftest import TEST_DATA, clean_env, last_line
 
 PROBE_FILES = {"config.yaml", "meta.json", "data_manifest.json", "feature_manifest.json", "dataset_summary.json",
                "train_probe_summary.json", "train_manifest.json", "train_probe/trace.csv",
@@ -78,18 +78,18 @@ def test_fresh_clone_probe_is_ready_and_writes_exactly_the_files(coin, workdir: 
 
 
 def test_probe_on_an_imported_real_file_with_json(coin, workdir: Path) -> None:
-    imported = coin("data", "import", str(SHARED_DATA / "binance_BTCUSDT_5m.csv"), "--symbol", "BTCUSDT",
+    imported = coin("data", "import", str(TEST_DATA / "binance_BTCUSDT_5m.csv"), "--symbol", "BTCUSDT",
                     "--interval", "5m")
     assert imported.returncode == 0, imported.stderr
     result = coin("train", "--probe", "--interval", "5m", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "ready" and summary["interval"] == "5m"
-    assert summary["bootstrap_generated"] is False and summary["rows"] == 65_741
+    assert summary["bootstrap_generated"] is False and summary["rows"] == 7_142
     assert summary["parity_bit_identical"] is True
     run_dir = workdir / "runs" / summary["run_id"]
     data = load(run_dir, "data_manifest.json")
-    assert data["source"] != "bootstrap" and data["gaps"]["events"] == 6 and data["gaps"]["missing_bars"] == 177
+    assert data["source"] != "bootstrap" and data["gaps"]["events"] == 2 and data["gaps"]["missing_bars"] == 58
     assert data["coverage"]["first"].startswith("2020-12-01")
 
 

@@ -15,7 +15,7 @@ import pytest
 from coin_cli.config import Settings
 from coin_cli.data.service import import_dataset, store_for
 from coin_cli.errors import DataError
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 NOW = 2_000_000_000_000
 FIVE_MIN = 300_000
@@ -31,7 +31,7 @@ def _settings(tmp_path: Path, symbol: str = "BTCUSDT", interval: str = "5m") -> 
 
 
 def _real_rows(name: str = "binance_BTCUSDT_5m.csv") -> list[list[str]]:
-    with open(SHARED_DATA / name, newline="") as fh:
+    with open(TEST_DATA / name, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["open_time_ms", "open", "high", "low", "close", "volume"]
     return rows[1:]
@@ -69,13 +69,13 @@ def write_archive(folder: Path, name: str, lines: list[str], header: bool = Fals
 
 
 @pytest.mark.parametrize(("name", "symbol", "interval", "rows"), [
-    ("binance_BTCUSDT_5m.csv", "BTCUSDT", "5m", 65_741),
-    ("binance_ETHUSDT_5m.csv", "ETHUSDT", "5m", 65_742),
-    ("bittrex_ETCBTC_1m.csv", "ETCBTC", "1m", 13_681),
+    ("binance_BTCUSDT_5m.csv", "BTCUSDT", "5m", 7_142),
+    ("binance_ETHUSDT_5m.csv", "ETHUSDT", "5m", 7_142),
+    ("bittrex_ETCBTC_1m.csv", "ETCBTC", "1m", 3_000),
 ])
 def test_real_files_round_trip_every_value(tmp_path: Path, name: str, symbol: str, interval: str, rows: int) -> None:
     settings = _settings(tmp_path, symbol, interval)
-    summary = import_dataset(settings, [SHARED_DATA / name], now_ms=NOW)
+    summary = import_dataset(settings, [TEST_DATA / name], now_ms=NOW)
     assert summary["rows"] == rows and summary["source"] == "csv"
     stored = store_for(settings).read(symbol, interval)
     text = _real_rows(name)
@@ -186,7 +186,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
 
 def test_every_bad_input_is_one_clear_error_and_the_store_is_untouched(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    import_dataset(settings, [SHARED_DATA / "binance_BTCUSDT_5m.csv"], now_ms=NOW)
+    import_dataset(settings, [TEST_DATA / "binance_BTCUSDT_5m.csv"], now_ms=NOW)
     store = store_for(settings)
     before = store.path("BTCUSDT", "5m").read_bytes(), store.manifest_path("BTCUSDT", "5m").read_bytes()
     folder = tmp_path / "bad"

@@ -8,13 +8,13 @@ import pytest
 
 from coin_cli.config import FeaturesConfig
 from coin_cli.features import FeatureSpec, OnlineFeatureEngine, compute_offline
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 FILES = ["binance_BTCUSDT_5m.csv", "binance_ETHUSDT_5m.csv", "bittrex_ETCBTC_1m.csv"]
 
 
 def _read(name: str) -> pd.DataFrame:
-    frame = pd.read_csv(SHARED_DATA / name)
+    frame = pd.read_csv(TEST_DATA / name)
     return frame.rename(columns={"open_time_ms": "open_time"})
 
 
@@ -48,11 +48,11 @@ def test_files_really_have_the_hard_cases() -> None:
     """The parity above is only worth something if the data has gaps, zero-volume and flat bars."""
     btc = _read("binance_BTCUSDT_5m.csv")
     steps = np.diff(btc["open_time"].to_numpy())
-    assert (steps > 300_000).sum() == 6
-    assert (btc["volume"] == 0).sum() == 28
+    assert (steps > 300_000).sum() == 2
+    assert (btc["volume"] == 0).sum() == 10
     etc = _read("bittrex_ETCBTC_1m.csv")
     flat = (etc["open"] == etc["close"]) & (etc["high"] == etc["low"])
-    assert flat.sum() > 1000
+    assert flat.sum() == 549
     # a flat stretch long enough for a window with no movement at all -> vol exactly 0
     feats = compute_offline(etc)
     assert (feats["vol_24"].dropna() == 0.0).any() or (feats["rsi_14"].dropna() == 50.0).any()
