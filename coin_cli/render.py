@@ -166,3 +166,58 @@ def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
         return
     with Live(table(), console=console, auto_refresh=False, transient=False) as live:
         yield show
+
+
+def _user_event_detail(payload: Mapping[str, Any]) -> str:
+    """One short line per user-stream event for the live table."""
+    e = payload.get("e")
+    if e == "executionReport":
+        return (f"{payload.get('s')} {payload.get('S')} {payload.get('o')} {payload.get('x')}/{payload.get('X')} "
+                f"order {payload.get('i')} filled {payload.get('z')} of {payload.get('q')}")
+    if e == "outboundAccountPosition":
+        return " ".join(f"{b.get('a')} {b.get('f')} (+{b.get('l')} locked)" for b in payload.get("B") or [])
+    if e in ("balanceUpdate", "externalLockUpdate"):
+        return f"{payload.get('a')} {payload.get('d')}"
+    if e == "listStatus":
+        return f"{payload.get('s')} list {payload.get('g')} {payload.get('l')}/{payload.get('L')}"
+    return ", ".join(f"{k}={v}" for k, v in payload.items() if k not in ("e", "E"))[:80]
+
+
+@contextmanager
+def user_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
+    """A callback for `coin stream user` events: JSON lines with --json; otherwise a live table of the
+    last `keep` classified events on stdout and stream down/up/resync lines on stderr."""
+    if json_mode:
+        def write(event: Mapping[str, Any]) -> None:
+            sys.stdout.write(json.dumps(event, default=str) + "\n")
+            sys.stdout.flush()
+
+        yield write
+        return
+    from rich.live import Live
+
+    from coin_cli.data.schema import ms_to_iso
+
+    rows: list[list[Any]] = []
+    console = out()
+
+    def table() -> Table:
+        return rows_table("user data stream", ["time", "type", "event", "detail"], rows[-keep:])
+
+    def show(event: Mapping[str, Any]) -> None:
+        payload = event.get("payload") or {}
+        if "e" in payload:
+            when = ms_to_iso(int(payload["E"])) if isinstance(payload.get("E"), int) else ""
+            rows.append([when, event["event_type"], payload["e"], _user_event_detail(payload)])
+            if live is not None:
+                live.update(table(), refresh=True)
+        else:
+            info(f"{event.get('event_type')}: {payload.get('detail') or payload.get('reason', '')}")
+
+    if not console.is_terminal:  # piped: the table once, at the end (not on a failure)
+        live = None
+        yield show
+        console.print(table())
+        return
+    with Live(table(), console=console, auto_refresh=False, transient=False) as live:
+        yield show
