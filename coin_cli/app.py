@@ -181,4 +181,9 @@ def main() -> None:
         terminated = isinstance(exc, Terminated)
         error_line("terminated (SIGTERM)" if terminated else "interrupted")
         code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+    except (BrokenPipeError, SystemExit) as exc:  # stdout closed before a command ran (`coin --help | head -1`)
+        if isinstance(exc, SystemExit) and not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _stdout_to_devnull()
+        code = ExitCode.OK
     sys.exit(int(code) if isinstance(code, int) else 0)

@@ -64,3 +64,14 @@ def test_a_bad_interval_names_the_variable_or_the_file_that_said_it(coin, workdi
     from_file = coin("--config", "mine.yaml", "data", "ls")
     assert from_file.returncode == 2
     assert from_file.stderr.startswith("error: mine.yaml: data.interval: expected a Binance kline interval")
+
+
+def test_a_closed_stdout_before_any_command_runs_is_quiet_too(workdir: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `coin --help | head -1`: the root help is written by the console script
+    try:
+        done = subprocess.run([sys.executable, "-m", "coin_cli", "--help"], cwd=workdir, env=clean_env(),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
