@@ -54,3 +54,5 @@ def user(
     with app_ctx.open_run(settings, "stream", json_mode) as run, render.user_stream(json_mode) as show:
         result = stream_user(settings, run, max_events=max_events, duration=duration, on_event=show)
     render.emit(result, json_mode=json_mode, tables=[render.kv_table("stream user", result)], run_id=run.run_id)
+    if run.exit_code:  # interrupted: the summary is out, the exit code says how it ended
+        raise typer.Exit(run.exit_code)

@@ -171,3 +171,20 @@ def test_unreachable_ws_api_exit_4_naming_it(workdir: Path, fake: FakeBinance) -
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and url in lines[0], err
     _assert_no_secret(workdir, out, err)
+
+
+def test_sigterm_prints_the_summary_and_exits_143(workdir: Path, fake: FakeBinance) -> None:
+    import signal
+
+    proc = _start(workdir, fake)
+    _wait(_subscribed(fake), "the subscription")
+    fake.ws_api.external_lock_update("USDT", "2")
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["payload"] == fake.ws_api.sent_events[0]
+    proc.send_signal(signal.SIGTERM)
+    events, summary, err = _read(proc)
+    assert proc.returncode == 143, err
+    assert events == [] and summary["stopped"] == "SIGTERM" and summary["events"] == 1
+    recorded = (_run_folder(workdir, summary["run_id"]) / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in recorded] == [first]

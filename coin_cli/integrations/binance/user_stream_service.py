@@ -44,10 +44,20 @@ def stream_user(settings: Settings, run: Run | None = None, *, max_events: int |
         raise UsageError(f"--max-events must be at least 1, got {max_events}")
     if duration is not None and duration <= 0:
         raise UsageError(f"--duration must be positive, got {duration:g}")
+    from coin_cli.errors import ExitCode, Terminated
+
     key, secret = require_keys(secrets or Secrets.from_env())
     recorder = _Recorder(run, on_event)
+    state: dict[str, Any] = {}
     try:
-        return run_bounded(_stream(settings, recorder, key, secret, max_events, duration))
+        return run_bounded(_stream(settings, recorder, key, secret, max_events, duration, state))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was shown is recorded; say so, exit 130/143
+        if "summary" not in state:
+            raise
+        terminated = isinstance(exc, Terminated)
+        if run is not None:
+            run.set_outcome("interrupted", ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
+        return {**state["summary"](), "stopped": "SIGTERM" if terminated else "SIGINT"}
     finally:
         recorder.close()
 
@@ -70,7 +80,7 @@ def run_bounded(main: Any, leftover_timeout: float = 2.0) -> Any:
 
 
 async def _stream(settings: Settings, emit: _Recorder, key: str, secret: str, max_events: int | None,
-                  duration: float | None) -> dict[str, Any]:
+                  duration: float | None, state: dict[str, Any]) -> dict[str, Any]:
     from coin_cli.integrations.binance.user_ws import BinanceUserWS, UserStreamEvent
     from coin_cli.runtime.events import EndOfStream, StreamStatus
 
@@ -81,6 +91,14 @@ async def _stream(settings: Settings, emit: _Recorder, key: str, secret: str, ma
     events = resyncs = downs = 0
     began = time.monotonic()
     stopped = "interrupted"
+
+    def summary() -> dict[str, Any]:
+        return {"endpoint": source.endpoint, "stopped": stopped, "events": events,
+                "by_type": dict(sorted(counts.items())), "stream_down": downs, "resyncs": resyncs,
+                "subscriptions": source.subscriptions, "resubscribe_reasons": list(source.reasons),
+                "duration_s": round(time.monotonic() - began, 3)}
+
+    state["summary"] = summary
     try:
         while True:
             remaining = None if duration is None else duration - (time.monotonic() - began)
@@ -121,6 +139,4 @@ async def _stream(settings: Settings, emit: _Recorder, key: str, secret: str, ma
     finally:
         task.cancel()
         await asyncio.wait({task}, timeout=source.exit_timeout * 3)
-    return {"endpoint": source.endpoint, "stopped": stopped, "events": events, "by_type": dict(sorted(counts.items())),
-            "stream_down": downs, "resyncs": resyncs, "subscriptions": source.subscriptions,
-            "resubscribe_reasons": source.reasons, "duration_s": round(time.monotonic() - began, 3)}
+    return summary()
