@@ -125,3 +125,21 @@ def test_secrets_only_from_env_and_redacted() -> None:
     text = "url https://api/bot123456:ABCDEF-secret/sendMessage failed; key s3cr3t-value"
     assert redact(text, secrets) == "url https://api/bot***/sendMessage failed; key ***"
     assert "secret" not in Settings().model_dump_json().lower().replace("api_secret", "")
+
+
+def test_any_telegram_bot_token_is_redacted_by_its_shape_and_nothing_else() -> None:
+    other = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"  # not configured anywhere
+    text = (f"token {other}; url https://api.telegram.org/bot{other.replace(':', '%3A')}/getMe; "
+            "at 2020-12-21 14:05:00, bar 1608559500000:closed, ratio 3:2, id 123456:short")
+    assert redact(text, Secrets()) == ("token ***; url https://api.telegram.org/bot***/getMe; "
+                                       "at 2020-12-21 14:05:00, bar 1608559500000:closed, ratio 3:2, id 123456:short")
+
+
+def test_a_bad_value_or_unknown_section_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as unknown:
+        load_settings(None, env={"COIN_FOO__BAR": "1"})
+    assert str(unknown.value).startswith("COIN_FOO__BAR: foo: unknown key")
+    with pytest.raises(ConfigError) as bad:
+        load_settings(None, env={"COIN_DATA__INTERVAL": "7m"})
+    assert str(bad.value).startswith("COIN_DATA__INTERVAL: data.interval: expected a Binance kline interval")
+    assert load_settings(None, env={"COIN_DATA__INTERVAL": "5m"}).data.interval == "5m"
