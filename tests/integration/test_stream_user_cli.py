@@ -188,3 +188,21 @@ def test_sigterm_prints_the_summary_and_exits_143(workdir: Path, fake: FakeBinan
     assert events == [] and summary["stopped"] == "SIGTERM" and summary["events"] == 1
     recorded = (_run_folder(workdir, summary["run_id"]) / "events.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in recorded] == [first]
+
+
+def test_server_shutdown_is_recorded_and_resubscribed(workdir: Path, fake: FakeBinance) -> None:
+    proc = _start(workdir, fake, "--max-events", "3", "--duration", "40")
+    _wait(_subscribed(fake), "the subscription")
+    fake.ws_api.server_shutdown()          # no subscriptionId: python-binance alone would drop it
+    _wait(_subscribed(fake, 2), "the re-subscription")
+    fake.ws_api.balance_update("USDT", "3")
+    events, summary, err = _read(proc)
+    assert proc.returncode == 0, err
+    assert [e["event_type"] for e in events] == ["other", "stream_down", "stream_up", "resync",
+                                                 "balanceUpdate", "outboundAccountPosition"]
+    assert events[0]["payload"]["e"] == "serverShutdown"
+    # the old subscription's own unsubscribe (on leaving its socket) ends it with an
+    # eventStreamTerminated that nobody listens to any more; everything else arrived
+    sent = [e for e in fake.ws_api.sent_events if e["e"] != "eventStreamTerminated"]
+    assert [e["payload"] for e in events[4:]] == sent
+    assert summary["resubscribe_reasons"] == ["serverShutdown"]

@@ -127,12 +127,13 @@ async def _stream(settings: Settings, emit: _Recorder, key: str, secret: str, ma
                 continue
             if not isinstance(item, UserStreamEvent):
                 continue
-            emit({"event_type": item.event_type, "payload": item.payload})
             if item.event_type == "resync":
                 resyncs += 1
+                emit({"event_type": item.event_type, "payload": item.payload})
                 continue
-            events += 1
+            events += 1   # counted before it is shown: an interrupt right after never under-counts
             counts[item.name] += 1
+            emit({"event_type": item.event_type, "payload": item.payload})
             if max_events is not None and events >= max_events:
                 stopped = "max_events"
                 break
