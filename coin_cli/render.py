@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -132,9 +132,10 @@ def progress(description: str, total: int | None = None) -> Iterator[ProgressRep
 
 
 @contextmanager
-def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
-    """A callback for `coin stream market` events: JSON lines with --json; otherwise a live table of
-    the last `keep` klines on stdout (gap-filled ones marked) and stream down/up lines on stderr."""
+def _event_stream(json_mode: bool, title: str, columns: list[str],
+                  to_row: Callable[[Mapping[str, Any]], list[Any] | str], keep: int) -> Iterator[Any]:
+    """A callback for streamed events: JSON lines with --json; otherwise a live table of the last
+    `keep` rows on stdout. `to_row` gives an event's row, or a text for a status line on stderr."""
     if json_mode:
         def write(event: Mapping[str, Any]) -> None:
             sys.stdout.write(json.dumps(event, default=str) + "\n")
@@ -148,16 +149,16 @@ def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
     console = out()
 
     def table() -> Table:
-        return rows_table("closed klines", ["time", "open", "high", "low", "close", "volume", "note"], rows[-keep:])
+        return rows_table(title, columns, rows[-keep:])
 
     def show(event: Mapping[str, Any]) -> None:
-        if event.get("event") == "kline":
-            rows.append([event["time"], event["open"], event["high"], event["low"], event["close"],
-                         event["volume"], "gap-filled" if event.get("gap_filled") else ""])
-            if live is not None:
-                live.update(table(), refresh=True)
-        else:
-            info(f"{event.get('event')}: {event.get('detail', '')}")
+        row = to_row(event)
+        if isinstance(row, str):
+            info(row)
+            return
+        rows.append(row)
+        if live is not None:
+            live.update(table(), refresh=True)
 
     if not console.is_terminal:  # piped: the table once, at the end (not on a failure)
         live = None
@@ -166,6 +167,19 @@ def kline_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
         return
     with Live(table(), console=console, auto_refresh=False, transient=False) as live:
         yield show
+
+
+def _kline_row(event: Mapping[str, Any]) -> list[Any] | str:
+    if event.get("event") != "kline":
+        return f"{event.get('event')}: {event.get('detail', '')}"
+    return [event["time"], event["open"], event["high"], event["low"], event["close"], event["volume"],
+            "gap-filled" if event.get("gap_filled") else ""]
+
+
+def kline_stream(json_mode: bool, keep: int = 30) -> Any:
+    """`coin stream market`: closed klines (gap-filled ones marked); stream down/up lines on stderr."""
+    return _event_stream(json_mode, "closed klines", ["time", "open", "high", "low", "close", "volume", "note"],
+                         _kline_row, keep)
 
 
 def _user_event_detail(payload: Mapping[str, Any]) -> str:
@@ -183,41 +197,16 @@ def _user_event_detail(payload: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in payload.items() if k not in ("e", "E"))[:80]
 
 
-@contextmanager
-def user_stream(json_mode: bool, keep: int = 30) -> Iterator[Any]:
-    """A callback for `coin stream user` events: JSON lines with --json; otherwise a live table of the
-    last `keep` classified events on stdout and stream down/up/resync lines on stderr."""
-    if json_mode:
-        def write(event: Mapping[str, Any]) -> None:
-            sys.stdout.write(json.dumps(event, default=str) + "\n")
-            sys.stdout.flush()
-
-        yield write
-        return
-    from rich.live import Live
-
+def _user_row(event: Mapping[str, Any]) -> list[Any] | str:
     from coin_cli.data.schema import ms_to_iso
 
-    rows: list[list[Any]] = []
-    console = out()
+    payload = event.get("payload") or {}
+    if "e" not in payload:
+        return f"{event.get('event_type')}: {payload.get('detail') or payload.get('reason', '')}"
+    when = ms_to_iso(int(payload["E"])) if isinstance(payload.get("E"), int) else ""
+    return [when, event["event_type"], payload["e"], _user_event_detail(payload)]
 
-    def table() -> Table:
-        return rows_table("user data stream", ["time", "type", "event", "detail"], rows[-keep:])
 
-    def show(event: Mapping[str, Any]) -> None:
-        payload = event.get("payload") or {}
-        if "e" in payload:
-            when = ms_to_iso(int(payload["E"])) if isinstance(payload.get("E"), int) else ""
-            rows.append([when, event["event_type"], payload["e"], _user_event_detail(payload)])
-            if live is not None:
-                live.update(table(), refresh=True)
-        else:
-            info(f"{event.get('event_type')}: {payload.get('detail') or payload.get('reason', '')}")
-
-    if not console.is_terminal:  # piped: the table once, at the end (not on a failure)
-        live = None
-        yield show
-        console.print(table())
-        return
-    with Live(table(), console=console, auto_refresh=False, transient=False) as live:
-        yield show
+def user_stream(json_mode: bool, keep: int = 30) -> Any:
+    """`coin stream user`: classified events; stream down/up/resync lines on stderr."""
+    return _event_stream(json_mode, "user data stream", ["time", "type", "event", "detail"], _user_row, keep)

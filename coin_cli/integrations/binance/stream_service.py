@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 OnEvent = Callable[[dict[str, Any]], None]
 
 
-class _Recorder:
+class EventRecorder:
     """events.jsonl (one JSON object per line, flushed at once: a killed run keeps what it showed)."""
 
     def __init__(self, run: Run | None, on_event: OnEvent | None) -> None:
@@ -54,21 +54,23 @@ def kline_event(symbol: str, interval: str, candle: Candle, gap_filled: bool) ->
             "gap_filled": gap_filled}
 
 
-def stream_market(settings: Settings, run: Run | None = None, *, max_events: int | None = None,
-                  duration: float | None = None, on_event: OnEvent | None = None) -> dict[str, Any]:
-    """Run the stream until `max_events` klines or `duration` seconds (at least one must be given,
-    or it runs until interrupted); returns the summary."""
+def run_recorded(stream: Callable[[EventRecorder, dict[str, Any]], Any], run: Run | None,
+                 on_event: OnEvent | None, max_events: int | None, duration: float | None,
+                 runner: Callable[[Any], Any] = asyncio.run) -> dict[str, Any]:
+    """The frame both `coin stream` commands share: check the bounds, record every event, and on
+    Ctrl-C/SIGTERM return the summary so far (the run marked interrupted, exit 130/143).
+    `stream(recorder, state)` is the coroutine; it puts its summary function in `state["summary"]`."""
     if max_events is not None and max_events < 1:
         raise UsageError(f"--max-events must be at least 1, got {max_events}")
     if duration is not None and duration <= 0:
         raise UsageError(f"--duration must be positive, got {duration:g}")
     from coin_cli.errors import ExitCode, Terminated
 
-    recorder = _Recorder(run, on_event)
+    recorder = EventRecorder(run, on_event)
     state: dict[str, Any] = {}
     try:
-        return asyncio.run(_stream(settings, recorder, max_events, duration, state))
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was shown is recorded; say so, exit 130/143
+        return runner(stream(recorder, state))
+    except KeyboardInterrupt as exc:  # what was shown is recorded; say so
         if "summary" not in state:
             raise
         terminated = isinstance(exc, Terminated)
@@ -79,7 +81,15 @@ def stream_market(settings: Settings, run: Run | None = None, *, max_events: int
         recorder.close()
 
 
-async def _stream(settings: Settings, emit: _Recorder, max_events: int | None,
+def stream_market(settings: Settings, run: Run | None = None, *, max_events: int | None = None,
+                  duration: float | None = None, on_event: OnEvent | None = None) -> dict[str, Any]:
+    """Run the stream until `max_events` klines or `duration` seconds (at least one must be given,
+    or it runs until interrupted); returns the summary."""
+    return run_recorded(lambda emit, state: _stream(settings, emit, max_events, duration, state),
+                        run, on_event, max_events, duration)
+
+
+async def _stream(settings: Settings, emit: EventRecorder, max_events: int | None,
                   duration: float | None, state: dict[str, Any]) -> dict[str, Any]:
     from coin_cli.data.schema import interval_ms, ms_to_iso, normalize_interval
     from coin_cli.integrations.binance.market_ws import MarketDataWS

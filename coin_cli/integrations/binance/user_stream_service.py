@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from coin_cli.errors import UsageError
-from coin_cli.integrations.binance.stream_service import OnEvent, _Recorder
+from coin_cli.integrations.binance.stream_service import EventRecorder, OnEvent, run_recorded
 
 if TYPE_CHECKING:
     from coin_cli.config import Secrets, Settings
@@ -40,26 +40,9 @@ def stream_user(settings: Settings, run: Run | None = None, *, max_events: int |
     """Run the user stream until `max_events` events or `duration` seconds; returns the summary."""
     from coin_cli.config import Secrets
 
-    if max_events is not None and max_events < 1:
-        raise UsageError(f"--max-events must be at least 1, got {max_events}")
-    if duration is not None and duration <= 0:
-        raise UsageError(f"--duration must be positive, got {duration:g}")
-    from coin_cli.errors import ExitCode, Terminated
-
     key, secret = require_keys(secrets or Secrets.from_env())
-    recorder = _Recorder(run, on_event)
-    state: dict[str, Any] = {}
-    try:
-        return run_bounded(_stream(settings, recorder, key, secret, max_events, duration, state))
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was shown is recorded; say so, exit 130/143
-        if "summary" not in state:
-            raise
-        terminated = isinstance(exc, Terminated)
-        if run is not None:
-            run.set_outcome("interrupted", ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
-        return {**state["summary"](), "stopped": "SIGTERM" if terminated else "SIGINT"}
-    finally:
-        recorder.close()
+    return run_recorded(lambda emit, state: _stream(settings, emit, key, secret, max_events, duration, state),
+                        run, on_event, max_events, duration, runner=run_bounded)
 
 
 def run_bounded(main: Any, leftover_timeout: float = 2.0) -> Any:
@@ -79,7 +62,7 @@ def run_bounded(main: Any, leftover_timeout: float = 2.0) -> Any:
         loop.close()
 
 
-async def _stream(settings: Settings, emit: _Recorder, key: str, secret: str, max_events: int | None,
+async def _stream(settings: Settings, emit: EventRecorder, key: str, secret: str, max_events: int | None,
                   duration: float | None, state: dict[str, Any]) -> dict[str, Any]:
     from coin_cli.integrations.binance.user_ws import BinanceUserWS, UserStreamEvent
     from coin_cli.runtime.events import EndOfStream, StreamStatus
