@@ -142,6 +142,22 @@ def latency_once(bars: int) -> dict[str, Any]:
             "summary_p50": lat["p50_us"], "summary_p99": lat["p99_us"]}
 
 
+def _seed_store(settings: Any, start_ms: int, end_ms: int) -> None:
+    """The fake's history into the store first (as a `coin data fetch` would have): paper's own warm-up
+    fetch reaches back from the LOCAL clock, which is `missed` minutes ahead of the fake's here."""
+    from coin_cli.data.service import store_for
+    from coin_cli.runtime.paper import SOURCE, fetch_into_store, rest_client
+
+    writer = store_for(settings).writer("BTCUSDT", "1m", SOURCE, {"by": "bench_live"})
+
+    async def fetch() -> None:
+        async with rest_client(settings) as rest:
+            await rest.server_time()
+            await fetch_into_store(rest, writer, start_ms, end_ms)
+
+    asyncio.run(fetch())
+
+
 def recovery_once(missed: int, keep_client: bool = False) -> dict[str, Any]:
     from coin_cli.runs import Run
     from coin_cli.runtime.build import TradeRequest, build_runtime
@@ -153,6 +169,7 @@ def recovery_once(missed: int, keep_client: bool = False) -> dict[str, Any]:
         fake.set_clock(offset_ms=-missed * step)   # the fake lives `missed` minutes in the past
         add_candles(fake, "BTCUSDT", "1m", CSV, history=HISTORY)
         settings = _settings(Path(tmp), fake, "1m")
+        _seed_store(settings, fake.server_time_ms() - HISTORY * step, fake.server_time_ms())
         run = Run(settings.paths.runs_dir, "trade", settings, argv=["bench"])
         rt = build_runtime(settings, run, TradeRequest())
         probe = _Probe()
