@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_live.py [--bars 30] [--repeats 3] [--missed 100] [--recoveries 3]
 
-Everything runs in-process against tests/fakes/binance in a thread (real aiohttp server, real
+The runtime runs in-process against tests/fakes/binance (its own process for the latency runs, a
+thread for the recovery runs, which drive its faults in order; real aiohttp server, real
 python-binance socket and REST client, real parquet store and SQLite ledger): build_runtime in paper
-mode, then the runtime's own asyncio loop (run_runtime). Two instruments sit at the edges of the
+mode, then the runtime's own asyncio loop (run_runtime / run_async). Two instruments sit at the edges of the
 runtime and change nothing inside it:
 - the queue MarketDataWS puts on is wrapped so each closed Candle (and each StreamStatus up) is
   stamped with perf_counter_ns at the instant it is handed to the runtime (the network is done);
