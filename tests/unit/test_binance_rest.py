@@ -49,6 +49,22 @@ def test_klines_are_closed_only_and_a_range_pages() -> None:
     asyncio.run(main())
 
 
+def test_a_lagging_clock_estimate_drops_only_the_newest_row() -> None:
+    """The client reads the server clock once, at connect; when the server's clock is later 10
+    minutes ahead of that estimate (a suspended laptop, a VM migration), the 10 bars that closed
+    meanwhile are still closed: only the newest row can be the open candle."""
+    async def main() -> None:
+        async with FakeBinance() as fake:
+            minute = _pin(fake, 20)
+            series = add_series(fake, "BTCUSDT", "1m", minute - 30 * MINUTE)
+            async with _client(fake) as rest:
+                fake.set_clock(now_ms=minute + 10 * MINUTE + 20_000)
+                rows = await rest.klines_range("BTCUSDT", "1m", series.start_ms, minute + 10 * MINUTE)
+                assert [r[0] for r in rows] == [series.start_ms + i * MINUTE for i in range(40)]
+
+    asyncio.run(main())
+
+
 def test_exchange_info_filters_with_a_zero_market_step() -> None:
     async def main() -> None:
         async with FakeBinance() as fake:

@@ -10,7 +10,8 @@ project goes through it), with the request policy in one place:
   fails at once); 5xx, timeouts and connection errors back off exponentially with jitter; both
   through tenacity, `max_retries` retries, then an ExchangeError (exit 4) naming the endpoint;
 - `-1121 Invalid symbol` is a UsageError (exit 2); any other 4xx an ExchangeError at once;
-- klines come back CLOSED only: the still-open last row (closeTime >= server now) is dropped.
+- klines come back CLOSED only: the still-open last row (closeTime >= server now) is dropped; rows
+  before the last are closed by definition, whatever the clock estimate says.
 
 Order endpoints are NOT retried by this policy (a 5xx on an order means status unknown: query it,
 never resend) - a later order client shares the `WeightBudget` but keeps its own rule.
@@ -216,7 +217,9 @@ class BinanceRESTClient:
             raise ExchangeError(f"{self.api_url}/v3/klines: expected a list of klines, got {type(rows).__name__}")
         now = self.server_now_ms()
         try:
-            closed = [r for r in rows if int(r[6]) < now]
+            # Only the newest row can be the still-open candle: every row before it is closed, even
+            # when our estimate of the server clock (taken at connect) lags after a suspend.
+            closed = rows[:-1] + [r for r in rows[-1:] if int(r[6]) < now]
             last_open = int(rows[-1][0]) if rows else None
         except (TypeError, ValueError, IndexError) as exc:
             raise ExchangeError(f"{self.api_url}/v3/klines: malformed kline rows from the exchange ({exc})") from None
