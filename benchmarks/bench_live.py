@@ -92,14 +92,14 @@ class _Probe:
         self.done: list[tuple[int, int, tuple[int, ...]]] = []   # (open_time, ns at bar end, lat_us)
 
     def attach(self, rt: Any) -> None:
-        rt.source = _StampedSource(rt.source, self)
-        inner = rt.metrics.bar
+        rt.parts.source = _StampedSource(rt.parts.source, self)
+        inner = rt.parts.metrics.bar
 
         def bar(open_time: int, *args: Any) -> None:
             self.done.append((open_time, _ns(), tuple(args[10])))
             inner(open_time, *args)
 
-        rt.metrics.bar = bar   # before the first bar: make_bar_processor binds it then
+        rt.parts.metrics.bar = bar   # before the first bar: make_bar_processor binds it then
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -123,7 +123,7 @@ def latency_once(bars: int) -> dict[str, Any]:
         probe.attach(rt)
         try:
             run_runtime(rt)
-            lat = rt.metrics.latency_summary()["bar"]
+            lat = rt.parts.metrics.latency_summary()["bar"]
         finally:
             rt.close()
     decision, hop, own, state_us = [], [], [], []
@@ -181,25 +181,25 @@ def recovery_once(missed: int, keep_client: bool = False) -> dict[str, Any]:
             from coin_cli.runtime.loop import run_async
 
             async def outage() -> None:
-                while not fake.streams.connections or rt.gap_filler.filling:   # streaming, start-up fill done
+                while not fake.streams.connections or rt.parts.gap_filler.filling:   # streaming, start-up fill done
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.3)
                 fake.refuse_connections()
                 fake.streams.drop("abort")
-                while rt.source.inner.connected:   # MarketDataWS saw the drop
+                while rt.parts.source.inner.connected:   # MarketDataWS saw the drop
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(1.0)
                 fake.set_clock(offset_ms=0)           # `missed` minutes pass while the socket is down
                 # The REST client measured the server clock offset (-missed min) at connect and
                 # drops klines it thinks still open by that clock; a real server clock does not jump,
                 # so give the fill a fresh client (it connects inside the timed window: conservative).
-                rest = rt.gap_filler.fetcher._rest
+                rest = rt.parts.gap_filler.fetcher._rest
                 if keep_client and rest is not None:   # the same client and its pooled connection
                     rest.time_offset_ms = 0             # what it would have measured on a real server
                 else:
-                    await rt.gap_filler.fetcher.aclose()
+                    await rt.parts.gap_filler.fetcher.aclose()
                 now = fake.server_time_ms()
-                info["missed"] = (now - now % step - rt.gap_filler.next_open) // step
+                info["missed"] = (now - now % step - rt.parts.gap_filler.next_open) // step
                 rt.max_bars = rt.bars_run + info["missed"]   # the run ends with the last missed bar
                 fake.accept_connections()
 
@@ -209,7 +209,7 @@ def recovery_once(missed: int, keep_client: bool = False) -> dict[str, Any]:
 
         try:
             asyncio.run(drive())
-            info["stream"] = {**rt.source.stats(), **rt.gap_filler.stats()}
+            info["stream"] = {**rt.parts.source.stats(), **rt.parts.gap_filler.stats()}
         finally:
             rt.close()
     up = probe.ups[-1] if probe.ups else None

@@ -69,7 +69,7 @@ def runtime_once(root: Path, tag: str, status_every: float | None = None, all_fe
     if all_features:
         from coin_cli.features import OnlineFeatureEngine
 
-        rt.features = OnlineFeatureEngine(rt.features.spec)
+        rt.parts.features = OnlineFeatureEngine(rt.parts.features.spec)
     samples: list[tuple[int, int]] = []
 
     def status(snap: dict[str, Any]) -> None:
@@ -79,10 +79,10 @@ def runtime_once(root: Path, tag: str, status_every: float | None = None, all_fe
     started, cpu = time.perf_counter(), time.process_time()
     run_runtime(rt, status if status_every is not None else None)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    lat = rt.metrics.latency_summary()
+    lat = rt.parts.metrics.latency_summary()
     out = {"bars": rt.bars_run, "seconds": elapsed, "per_s": rt.bars_run / elapsed, "per_cpu_s": rt.bars_run / cpu,
-           "trades": rt.portfolio.trades,
-           "commits": rt.state.commits, "lat": lat, "samples": samples, "equity": rt.portfolio.equity}
+           "trades": rt.parts.portfolio.trades,
+           "commits": rt.parts.state.commits, "lat": lat, "samples": samples, "equity": rt.parts.portfolio.equity}
     rt.close()
     return out
 

@@ -111,11 +111,7 @@ class Runtime:
         self.symbol, self.interval, self.mode, self.policy_name = symbol, interval, mode, policy_name
         self.state_path = state_path
         self.parts = parts
-        # the components, by name (the bar pipeline binds them to locals once)
-        self.source, self.gap_filler, self.features = parts.source, parts.gap_filler, parts.features
-        self.obs_window, self.policy, self.make_input = parts.obs_window, parts.policy, parts.make_input
-        self.risk, self.orders, self.broker, self.portfolio = parts.risk, parts.orders, parts.broker, parts.portfolio
-        self.state, self.metrics, self.alerts = parts.state, parts.metrics, parts.alerts
+        # the components live in `parts` only (the bar pipeline binds them to locals once)
         self.stream = StreamHealth(parts.alerts, 0.0)
         self.recorder: Any = None   # paper: appends the stream's closed candles to the store
         self.drift: Any = None      # DriftMonitor when the policy's train run recorded a reference
@@ -180,15 +176,15 @@ class Runtime:
         cp = Checkpoint(first_bar=self.first_bar, last_bar=self.last_bar, bars=self.bars_total,
                         pending_target=p.target, pending_decision_bar=p.decision_bar,
                         pending_reason=p.reason if p.target is not None else None,
-                        order_seq=self.orders.order_seq)
-        self.portfolio.snapshot(cp)
-        self.risk.snapshot(cp)
+                        order_seq=self.parts.orders.order_seq)
+        self.parts.portfolio.snapshot(cp)
+        self.parts.risk.snapshot(cp)
         return cp
 
     def commit(self) -> None:
         if self.recorder is not None:  # the candles first: a restart re-warms from the store
             self.recorder.flush()
-        self.state.commit(self.checkpoint())
+        self.parts.state.commit(self.checkpoint())
         self.counters.committed = self.counters.bars
 
     def commit_if_clean(self) -> None:
@@ -198,18 +194,18 @@ class Runtime:
             self.commit()
 
     def snapshot(self) -> dict[str, Any]:
-        pf = self.portfolio
+        pf, risk = self.parts.portfolio, self.parts.risk
         return {"symbol": self.symbol, "interval": self.interval, "mode": self.mode, "policy": self.policy_name,
                 "last_bar": self.last_bar, "bars": self.bars_run, "equity": pf.equity, "cash": pf.cash,
-                "qty": pf.qty, "weight": pf.weight, "drawdown": self.risk.drawdown,
-                "max_drawdown": self.risk.max_drawdown_seen, "risk_state": self.risk.state, "trades": pf.trades,
-                "fees": pf.fees, "alerts": self.alerts.total, "stream": self.stream.describe(),
+                "qty": pf.qty, "weight": pf.weight, "drawdown": risk.drawdown,
+                "max_drawdown": risk.max_drawdown_seen, "risk_state": risk.state, "trades": pf.trades,
+                "fees": pf.fees, "alerts": self.parts.alerts.total, "stream": self.stream.describe(),
                 "feature_psi": dict(self.drift.values) if self.drift is not None else None}
 
     def close(self) -> None:
-        self.metrics.close()
-        self.state.close()
-        close = getattr(self.alerts.notifier, "close", None)
+        self.parts.metrics.close()
+        self.parts.state.close()
+        close = getattr(self.parts.alerts.notifier, "close", None)
         if close is not None:
             close(5.0)
 

@@ -45,16 +45,16 @@ def process_market_event(rt: Runtime, event: MarketEvent) -> None:
     if kind is CandleBatch:
         _process_columns(rt, event.columns)  # type: ignore[union-attr]
     elif kind is Candle:
-        _process_candles(rt, rt.gap_filler.admit(event))  # type: ignore[arg-type]
+        _process_candles(rt, rt.parts.gap_filler.admit(event))  # type: ignore[arg-type]
     elif kind is GapFilled:
-        _process_candles(rt, rt.gap_filler.complete())
+        _process_candles(rt, rt.parts.gap_filler.complete())
     elif kind is StreamStatus:
         if event.up:  # type: ignore[union-attr]
             rt.stream.up()
             # every bar that closed while the socket was down, fetched in a task (never awaited here)
-            rt.gap_filler.request_fill(int(time.time() * 1000))
+            rt.parts.gap_filler.request_fill(int(time.time() * 1000))
         else:
-            rt.stream.down(event.detail or rt.source.name)  # type: ignore[union-attr]
+            rt.stream.down(event.detail or rt.parts.source.name)  # type: ignore[union-attr]
     elif kind is EndOfStream:
         rt.done = True
         if event.error is not None:  # type: ignore[union-attr]
@@ -91,7 +91,7 @@ def _process_columns(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
 
 def _process_rows(rt: Runtime, columns: tuple[list[Any], ...]) -> None:
     process = rt.bar_processor()
-    gap_filler = rt.gap_filler
+    gap_filler = rt.parts.gap_filler
     left = rt.max_bars - rt.bars_run   # bars this batch may still process (--max-bars)
     for open_time, open_, high, low, close, volume, close_time in zip(*columns, strict=True):
         if open_time == gap_filler.next_open:
@@ -128,30 +128,30 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
     # two alert latches; every other name below is a component or a constant bound once
     pending = rt.pending
     counters = rt.counters
-    pf = rt.portfolio
-    risk = rt.risk
+    pf = rt.parts.portfolio
+    risk = rt.parts.risk
     on_mark = risk.on_mark
     approve = risk.approve_target
     stale_ms = risk.limits.stale_ms
-    alerts = rt.alerts
+    alerts = rt.parts.alerts
     dd_threshold = alerts.drawdown_threshold
-    features = rt.features
+    features = rt.parts.features
     update = features.update_values
-    window = rt.obs_window
+    window = rt.parts.obs_window
     drift_update = rt.drift.update if rt.drift is not None else None
-    policy = rt.policy
+    policy = rt.parts.policy
     act = policy.act
     # A policy that reads only the feature row and the position weight offers act_row: no
     # PolicyInput to build per bar (a frozen dataclass costs ~1 µs to construct).
     act_row = getattr(policy, "act_row", None) if window is None else None
-    make_input = rt.make_input
-    size_order = rt.orders.order_size
-    to_intent = rt.orders.target_to_intent
+    make_input = rt.parts.make_input
+    size_order = rt.parts.orders.order_size
+    to_intent = rt.parts.orders.target_to_intent
     ready_count = rt.ready_count
     clock = rt.clock
-    external = rt.broker.external
+    external = rt.parts.broker.external
     commit_every = rt.commit_every
-    metrics_bar = rt.metrics.bar
+    metrics_bar = rt.parts.metrics.bar
     initial = rt.initial_equity
     ns = time.perf_counter_ns
 
@@ -252,36 +252,36 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
 def record_drift(rt: Runtime, bar: int, psi: dict[str, float]) -> None:
     """PSI per feature into metrics.jsonl; FEATURE_DRIFT for each feature past the threshold."""
     drift = rt.drift
-    rt.metrics.record({"drift_bar": bar, "psi": {k: round(v, 6) for k, v in psi.items()}})
+    rt.parts.metrics.record({"drift_bar": bar, "psi": {k: round(v, 6) for k, v in psi.items()}})
     for name, value in psi.items():
         if value > drift.threshold:
-            rt.alerts.feature_drift(name, value, drift.threshold)
+            rt.parts.alerts.feature_drift(name, value, drift.threshold)
         else:
-            rt.alerts.drift_cleared(name)
+            rt.parts.alerts.drift_cleared(name)
 
 
 def execute_intent(rt: Runtime, intent: Any) -> None:
     """Write-ahead log, then the broker, then the fill into the books."""
-    state, cid = rt.state, intent.client_order_id
+    state, cid = rt.parts.state, intent.client_order_id
     recovering = rt.recovering.pop(cid, None) if rt.recovering else None
     try:
         if recovering is not None:  # committed before a crash: resolve it, never submit it again
             log.warning("order %s was logged before a restart; resolving it without resubmitting", cid)
-            fill = rt.broker.recover(intent)
+            fill = rt.parts.broker.recover(intent)
         else:
             state.record_intent(intent.seq, cid, intent.decision_bar, intent.exec_bar, intent.leg, intent.qty,
                                 intent.target, intent.ref_price, intent.reason)
-            fill = rt.broker.submit(intent)
+            fill = rt.parts.broker.submit(intent)
     except OrderRejected as exc:
         state.set_order_status(cid, "rejected")
         rt.counters.rejected += 1
-        rt.alerts.order_rejected(cid, str(exc))
+        rt.parts.alerts.order_rejected(cid, str(exc))
         return
     if fill is None:  # accepted, not filled yet (venue brokers): the fill arrives later
         return
-    pf = rt.portfolio
+    pf = rt.parts.portfolio
     pf.apply(fill)
-    rt.risk.on_fill(fill.notional, intent.exec_bar)
+    rt.parts.risk.on_fill(fill.notional, intent.exec_bar)
     state.set_order_status(cid, "filled")
     state.record_fill(intent.seq, intent.exec_bar, fill.qty, fill.price, fill.notional, fill.fee, pf.cash, pf.qty)
 
@@ -290,7 +290,7 @@ def execute_intent(rt: Runtime, intent: Any) -> None:
 
 async def _feed(rt: Runtime, queue: asyncio.Queue[MarketEvent]) -> None:
     try:
-        await rt.source.run(queue)
+        await rt.parts.source.run(queue)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the consumer re-raises it after committing what it has
@@ -327,7 +327,7 @@ async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None
             loop.call_soon_threadsafe(_wake, queue)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    gap_filler = rt.gap_filler
+    gap_filler = rt.parts.gap_filler
     gap_filler.attach(queue)
     if rt.clock is not None:  # live: what closed since the last bar (a restart, the warm-up fetch) first
         gap_filler.request_fill(rt.clock())

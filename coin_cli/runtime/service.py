@@ -43,11 +43,11 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
             run_runtime(rt, status)
             elapsed = time.perf_counter() - started
             summary = summarise(rt, elapsed)
-            rt.metrics.maybe_prometheus(prometheus_values(rt), force=True)
-            rt.metrics.flush()
+            rt.parts.metrics.maybe_prometheus(prometheus_values(rt), force=True)
+            rt.parts.metrics.flush()
             from coin_cli.report.service import finish_trade_run  # figures + equity.svg (matplotlib)
 
-            summary["performance"] = finish_trade_run(run.dir, summary, rt.alerts.raised)
+            summary["performance"] = finish_trade_run(run.dir, summary, rt.parts.alerts.raised)
             run.write_json("summary.json", summary)
         finally:
             rt.close()
@@ -94,22 +94,23 @@ def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict
     rt = build_runtime(settings, None, request)
     try:
         lock = _lock_status(settings)
-        pf, risk = rt.portfolio, rt.risk
-        spec_hash = rt.features.spec.implementation_hash()
+        pf, risk = rt.parts.portfolio, rt.parts.risk
+        spec_hash = rt.parts.features.spec.implementation_hash()
         ready: dict[str, Any] = {
             "status": "runtime ready",
             "symbol": rt.symbol,
             "interval": rt.interval,
             "mode": rt.mode,
             "policy": rt.policy_name,
-            "policy_kind": type(rt.policy).__name__,
-            "broker": f"{rt.broker.name} (ExecutionModel: fee {settings.env.fee_bps:g} bps, "
+            "policy_kind": type(rt.parts.policy).__name__,
+            "broker": f"{rt.parts.broker.name} (ExecutionModel: fee {settings.env.fee_bps:g} bps, "
                       f"slippage {settings.env.slippage_bps:g} bps)",
-            "source": rt.source.describe(),
+            "source": rt.parts.source.describe(),
             "data_rows": rt.data_info.get("rows"),
             "data_source": rt.data_info.get("source"),
-            "features": f"{len(rt.features.names)} (warm-up {rt.features.warmup} bars, hash {spec_hash[:12]})",
-            "notifier": type(rt.alerts.notifier).__name__,
+            "features": (f"{len(rt.parts.features.names)} (warm-up {rt.parts.features.warmup} bars, "
+                         f"hash {spec_hash[:12]})"),
+            "notifier": type(rt.parts.alerts.notifier).__name__,
             "state_file": str(rt.state_path),
             "state": "new ledger" if rt.resumed_from is None else f"resumes after bar {_iso(rt.resumed_from)}",
             "equity": pf.equity if rt.resumed_from is not None else pf.initial_cash,
@@ -124,7 +125,7 @@ def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict
 
 
 def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
-    pf, risk, metrics = rt.portfolio, rt.risk, rt.metrics
+    pf, risk, metrics = rt.parts.portfolio, rt.parts.risk, rt.parts.metrics
     equity = pf.equity if rt.last_bar is not None else pf.cash
     lat = metrics.latency_summary()
     stopped = {2: "SIGINT", 15: "SIGTERM"}.get(rt.stop_requested or 0)
@@ -133,7 +134,7 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
         "interval": rt.interval,
         "mode": rt.mode,
         "policy": rt.policy_name,
-        "broker": rt.broker.name,
+        "broker": rt.parts.broker.name,
         "state_file": str(rt.state_path),
         "resumed_from": _iso(rt.resumed_from),
         "first_bar": _iso(rt.first_bar),
@@ -153,8 +154,8 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
         "risk_reason": risk.reason,
         "pending_target": rt.pending_target,
         "orders_rejected": rt.rejected,
-        "alerts": rt.alerts.total,
-        **rt.gap_filler.stats(),
+        "alerts": rt.parts.alerts.total,
+        **rt.parts.gap_filler.stats(),
         "elapsed_s": round(elapsed, 4),
         "candles_per_s": round(rt.bars_run / elapsed) if elapsed > 0 else None,
         "latency_p50_us": lat["bar"]["p50_us"],
@@ -164,7 +165,7 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
         "kept": (f"ledger committed after bar {_iso(rt.last_bar)}: run the same command to resume"
                  if stopped else None),
         "data_generated": bool(rt.data_info.get("generated")),
-        "warnings": list(getattr(rt.policy, "warnings", None) or []),
+        "warnings": list(getattr(rt.parts.policy, "warnings", None) or []),
     }
 
 

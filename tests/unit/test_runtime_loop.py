@@ -94,8 +94,8 @@ def test_stale_bars_add_no_risk_and_alert_once(tmp_path: Path) -> None:
     rt = build_runtime(_settings(tmp_path), None, TradeRequest())
     rt.clock = lambda: 4_102_444_800_000         # 2100-01-01: every bar is far older than 2 intervals
     _run(rt)
-    assert rt.portfolio.trades == 0 and rt.portfolio.qty == 0.0
-    codes = [a.code for a in rt.alerts.notifier.sent]
+    assert rt.parts.portfolio.trades == 0 and rt.parts.portfolio.qty == 0.0
+    codes = [a.code for a in rt.parts.alerts.notifier.sent]
     assert codes == ["STALE_DATA"]
 
 
@@ -108,8 +108,8 @@ def test_rejected_orders_are_recorded_and_alerted(tmp_path: Path) -> None:
     rt = _run(build_runtime(_settings(tmp_path), None, TradeRequest(), broker_factory=RejectingVenue))
     orders = _ledger(tmp_path / "state.sqlite")["orders"]
     assert orders and {row[-1] for row in orders} == {"rejected"}
-    assert rt.rejected == len(orders) and rt.portfolio.trades == 0
-    sent = [a for a in rt.alerts.notifier.sent if a.code == "ORDER_REJECTED"]
+    assert rt.rejected == len(orders) and rt.parts.portfolio.trades == 0
+    sent = [a for a in rt.parts.alerts.notifier.sent if a.code == "ORDER_REJECTED"]
     assert len(sent) == len(orders) and "NOTIONAL" in sent[0].text
 
 
@@ -117,7 +117,7 @@ def test_live_style_events_gaps_duplicates_and_open_candles(tmp_path: Path) -> N
     # One candle at a time as a stream would send them, with a hole, repeats and in-progress klines:
     # the ledger must equal the replay of the same bars.
     rt = build_runtime(_settings(tmp_path), None, TradeRequest())
-    arrays = rt.source.arrays
+    arrays = rt.parts.source.arrays
     candles = arrays.candles(0, len(arrays))
     for i, c in enumerate(candles):
         if 300 <= i < 305:
@@ -130,7 +130,7 @@ def test_live_style_events_gaps_duplicates_and_open_candles(tmp_path: Path) -> N
             process_market_event(rt, c)            # a repeat
     rt.commit()
     rt.close()
-    assert rt.gap_filler.stats() == {"gaps": 1, "gap_bars_filled": 5, "duplicates_dropped": 10,
+    assert rt.parts.gap_filler.stats() == {"gaps": 1, "gap_bars_filled": 5, "duplicates_dropped": 10,
                                      "open_candles_dropped": 13}   # i % 50 == 0 except 300, in the hole
     _run(build_runtime(_settings(tmp_path, "reference.sqlite"), None, TradeRequest()))
     assert _ledger(tmp_path / "state.sqlite") == _ledger(tmp_path / "reference.sqlite")
@@ -144,7 +144,7 @@ def test_cash_plus_position_is_equity_after_every_fill(tmp_path: Path) -> None:
         assert fee == pytest.approx(notional * 0.00075, rel=1e-12)
         cash, qty = cash - fqty * price - fee, qty + fqty
         assert (cash_after, qty_after) == (pytest.approx(cash, rel=1e-12), pytest.approx(qty, abs=1e-12))
-    assert rt.portfolio.fees == pytest.approx(sum(f[5] for f in fills), rel=1e-12)
+    assert rt.parts.portfolio.fees == pytest.approx(sum(f[5] for f in fills), rel=1e-12)
     # prices and the final equity against the candles as stored (read with pandas, not the store)
     import math
 
@@ -156,5 +156,6 @@ def test_cash_plus_position_is_equity_after_every_fill(tmp_path: Path) -> None:
         ticks = math.ceil(raw / 0.01 - 1e-9) if fqty > 0 else math.floor(raw / 0.01 + 1e-9)
         assert price == pytest.approx(ticks * 0.01, abs=1e-9)
     last_close = float(candles["close"].iloc[-1])
-    assert rt.portfolio.cash == pytest.approx(cash, rel=1e-12) and rt.portfolio.qty == pytest.approx(qty, abs=1e-12)
+    pf = rt.parts.portfolio
+    assert pf.cash == pytest.approx(cash, rel=1e-12) and pf.qty == pytest.approx(qty, abs=1e-12)
     assert rt.snapshot()["equity"] == pytest.approx(cash + qty * last_close, rel=1e-12)
