@@ -134,6 +134,7 @@ class TradeConfig(Section):
     allow_unpromoted: bool = False
     state_file: Path | None = None
     prom_file: Path | None = None
+    live_enabled: bool = False       # the opt-in for --mode live (or --confirm-live on the command line)
 
 
 class RiskConfig(Section):
