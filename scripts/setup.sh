@@ -32,5 +32,5 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     || "${PIP[@]}" install --timeout 20 --retries 1 torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
     || echo "setup: no CPU torch wheel found; the default torch build will be installed" >&2
 fi
-"${PIP[@]}" install -e ".[dev]"
+"${PIP[@]}" install -e ".[dev,sweep]"   # sweep: Ray Tune + Optuna, so the tests run coin train --sweep
 echo "$want" > "$stamp"
