@@ -37,6 +37,22 @@ def _folder(path: Path) -> Path:
     return path
 
 
+def _levels(value: Any) -> int | list[float]:
+    """env.discrete_levels: a count >= 2 (evenly spaced weights) or at least 2 different weights in
+    [-1, 1] (long-only spot also needs them >= 0: checked where the action space is built)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 2:
+            return value
+    elif isinstance(value, list | tuple) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                  for v in value):
+        weights = [float(v) for v in value]
+        if len(set(weights)) >= 2 and all(-1.0 <= w <= 1.0 for w in weights):
+            return weights
+    raise ValueError("a count >= 2 or a list of at least 2 different weights in [-1, 1], e.g. [0, 0.5, 1]")
+
+
+Levels = Annotated[int | list[float], BeforeValidator(_levels)]
+
 # Where coin writes: a file in the way would otherwise fail deep inside a command.
 Folder = Annotated[Path, AfterValidator(_folder)]
 
@@ -90,12 +106,16 @@ class EnvConfig(Section):
     slippage_bps: NonNegFloat = 5.0
     lookback: PositiveInt = 16
     action: Literal["continuous", "discrete"] = "continuous"
-    discrete_levels: Annotated[int, Field(ge=2)] = 2
+    # a count (evenly spaced weights from the lowest to 1) or the weights themselves, e.g. [0, 0.5, 1]
+    discrete_levels: Levels = 2
     long_only: bool = True
     episode_length: PositiveInt = 2048
     ruin_fraction: Fraction = 0.5
+    reward: Literal["log_return", "differential_sharpe", "log_return_turnover_penalty"] = "log_return"
+    reward_coef: NonNegFloat | None = None  # None: the reward's own default (coin_cli/env/reward.py)
     drawdown_penalty: NonNegFloat = 0.0
     turnover_penalty: NonNegFloat = 0.0
+    trade_band: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     lot_step: NonNegFloat = 0.00001
     min_qty: NonNegFloat = 0.00001
     tick_size: NonNegFloat = 0.01
