@@ -273,7 +273,7 @@ def execute_intent(rt: Runtime, intent: Any) -> None:
                                 intent.target, intent.ref_price, intent.reason)
             fill = rt.parts.broker.submit(intent)
     except OrderRejected as exc:
-        state.set_order_status(cid, "rejected")
+        state.set_order_status(cid, "REJECTED", detail=str(exc))
         rt.counters.rejected += 1
         rt.parts.alerts.order_rejected(cid, str(exc))
         return
@@ -282,7 +282,7 @@ def execute_intent(rt: Runtime, intent: Any) -> None:
     pf = rt.parts.portfolio
     pf.apply(fill)
     rt.parts.risk.on_fill(fill.notional, intent.exec_bar)
-    state.set_order_status(cid, "filled")
+    state.set_order_status(cid, "FILLED", filled_qty=abs(fill.qty))
     state.record_fill(intent.seq, intent.exec_bar, fill.qty, fill.price, fill.notional, fill.fee, pf.cash, pf.qty)
 
 

@@ -28,46 +28,26 @@ from pathlib import Path
 from typing import Any
 
 from coin_cli.errors import DataError, UsageError
+from coin_cli.runtime.ledger_schema import (
+    APPLICATION_ID,
+    INTENT,
+    OPEN_STATUSES,
+    SCHEMA_VERSION,
+    TABLES,
+    check_magic,
+    check_version,
+    create,
+)
 
 log = logging.getLogger("coin.runtime")
 
-APPLICATION_ID = 0x436F696E  # "Coin" in the SQLite header: tells our state files from any other
-SCHEMA_VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Checkpoint", "StateIdentity", "StateStore"]
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE account (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    first_bar INTEGER, last_bar INTEGER, bars INTEGER NOT NULL,
-    cash REAL NOT NULL, last_close REAL,
-    pending_target REAL, pending_decision_bar INTEGER, pending_reason TEXT,
-    trades INTEGER NOT NULL, fees REAL NOT NULL, turnover REAL NOT NULL, order_seq INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE positions (symbol TEXT PRIMARY KEY, qty REAL NOT NULL, avg_price REAL NOT NULL);
-CREATE TABLE risk (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    state TEXT NOT NULL, reason TEXT NOT NULL, since_bar INTEGER,
-    peak_equity REAL NOT NULL, max_drawdown REAL NOT NULL, day INTEGER, day_turnover REAL NOT NULL
-);
-CREATE TABLE risk_events (
-    seq INTEGER PRIMARY KEY, bar INTEGER, from_state TEXT, to_state TEXT NOT NULL, reason TEXT NOT NULL
-);
-CREATE TABLE orders (
-    seq INTEGER PRIMARY KEY,
-    client_order_id TEXT NOT NULL UNIQUE,
-    symbol TEXT NOT NULL, decision_bar INTEGER NOT NULL, exec_bar INTEGER NOT NULL, leg INTEGER NOT NULL,
-    qty REAL NOT NULL, target REAL NOT NULL, ref_price REAL NOT NULL, reason TEXT NOT NULL,
-    status TEXT NOT NULL
-);
-CREATE TABLE fills (
-    seq INTEGER PRIMARY KEY REFERENCES orders(seq),
-    bar INTEGER NOT NULL, qty REAL NOT NULL, price REAL NOT NULL, notional REAL NOT NULL, fee REAL NOT NULL,
-    cash_after REAL NOT NULL, qty_after REAL NOT NULL
-);
-"""
-_TABLES = ("meta", "account", "positions", "risk", "risk_events", "orders", "fills")
+_INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_FILL = "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_UPDATE_ORDER = ("UPDATE orders SET status = ?, exchange_order_id = COALESCE(?, exchange_order_id), "
+                 "filled_qty = COALESCE(?, filled_qty), status_detail = COALESCE(?, status_detail), "
+                 "updated_ms = ? WHERE client_order_id = ?")
 
 
 @dataclass
@@ -144,8 +124,9 @@ class StateStore:
         self.durable = durable
         self._orders: list[list[Any]] = []          # new order rows, in submission order
         self._order_index: dict[str, list[Any]] = {}  # client id -> its buffered row
-        self._status: list[tuple[str, str]] = []    # (status, client id) of rows already on disk
+        self._status: list[tuple[Any, ...]] = []    # order updates of rows already on disk (_UPDATE_ORDER)
         self._fills: list[tuple[Any, ...]] = []
+        self._trade_keys: set[tuple[int, int]] = set()   # (seq, trade id) of the buffered fills
         self._risk_events: list[tuple[Any, ...]] = []
         self.commits = 0
         self.created = False
@@ -156,7 +137,7 @@ class StateStore:
     def _open(self) -> sqlite3.Connection:
         existed = self.path.is_file() and self.path.stat().st_size > 0
         if existed:
-            _check_magic(self.path)
+            check_magic(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -181,15 +162,11 @@ class StateStore:
 
     def _create(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        create(conn)
         ident = asdict(self.identity)
         ident["created_ms"] = str(_now_ms())
         ident["schema_version"] = str(SCHEMA_VERSION)
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in ident.items()])
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
         log.info("%s: new state file for %s", self.path, self.identity.describe())
 
@@ -197,17 +174,11 @@ class StateStore:
         if app_id != APPLICATION_ID:
             raise DataError(f"{self.path}: not a coin state file (SQLite application_id {app_id:#x}, "
                             f"expected {APPLICATION_ID:#x}); refusing to use or replace it")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise DataError(f"{self.path}: state schema version {version} is newer than this coin "
-                            f"understands ({SCHEMA_VERSION}); upgrade coin")
-        if version < SCHEMA_VERSION:
-            raise DataError(f"{self.path}: state schema version {version} is older than {SCHEMA_VERSION} "
-                            "and has no migration")
+        check_version(conn, self.path)
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise DataError(f"{self.path}: corrupt state file (quick_check: {check})")
-        missing = [t for t in _TABLES if t not in tables]
+        missing = [t for t in TABLES if t not in tables]
         if missing:
             raise DataError(f"{self.path}: corrupt state file (missing table(s) {', '.join(missing)})")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -253,7 +224,7 @@ class StateStore:
     def pending_intents(self) -> dict[str, dict[str, Any]]:
         """Intents committed before a crash whose outcome was never recorded (durable mode)."""
         cur = self._conn.execute("SELECT client_order_id, seq, decision_bar, exec_bar, leg, qty, target, ref_price, "
-                                 "reason FROM orders WHERE status = 'pending' ORDER BY seq")
+                                 "reason FROM orders WHERE status = ? ORDER BY seq", (INTENT,))
         keys = ("client_order_id", "seq", "decision_bar", "exec_bar", "leg", "qty", "target", "ref_price", "reason")
         return {row[0]: dict(zip(keys, row, strict=True)) for row in cur}
 
@@ -285,11 +256,11 @@ class StateStore:
         """Write-ahead: the intent goes into the log before the broker is called. In durable mode
         it is committed at once; otherwise it commits atomically with its fill and bar."""
         row = [seq, client_order_id, self.identity.symbol, decision_bar, exec_bar, leg, qty, target, ref_price,
-               reason, "pending"]
+               reason, INTENT, None, 0.0, None, None]
         if self.durable:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+                self._conn.execute(_INSERT_ORDER, row)
                 self._conn.execute("COMMIT")
             except sqlite3.IntegrityError:
                 self._conn.execute("ROLLBACK")
@@ -302,16 +273,52 @@ class StateStore:
         self._orders.append(row)
         self._order_index[client_order_id] = row
 
-    def set_order_status(self, client_order_id: str, status: str) -> None:
+    def set_order_status(self, client_order_id: str, status: str, *, exchange_order_id: int | None = None,
+                         filled_qty: float | None = None, detail: str | None = None) -> None:
+        """The order's state as the venue last told it (Binance's names; see ledger_schema)."""
         row = self._order_index.get(client_order_id)
-        if row is not None:
+        if row is not None:  # not on disk yet: the buffered row itself
             row[10] = status
+            for k, value in ((11, exchange_order_id), (12, filled_qty), (13, detail)):
+                if value is not None:
+                    row[k] = value
         else:
-            self._status.append((status, client_order_id))
+            self._status.append((status, exchange_order_id, filled_qty, detail, _now_ms(), client_order_id))
 
     def record_fill(self, seq: int, bar: int, qty: float, price: float, notional: float, fee: float,
-                    cash_after: float, qty_after: float) -> None:
-        self._fills.append((seq, bar, qty, price, notional, fee, cash_after, qty_after))
+                    cash_after: float, qty_after: float, trade_id: int = 0, fee_asset: str | None = None,
+                    commission: float | None = None) -> None:
+        """One execution of order `seq`; (seq, trade_id) is its key (a venue's trade id; 0 for paper)."""
+        self._fills.append((seq, bar, qty, price, notional, fee, cash_after, qty_after, trade_id, fee_asset,
+                            fee if commission is None else commission))
+        self._trade_keys.add((seq, trade_id))
+
+    def has_trade(self, seq: int, trade_id: int) -> bool:
+        if (seq, trade_id) in self._trade_keys:
+            return True
+        return self._conn.execute("SELECT 1 FROM fills WHERE seq = ? AND trade_id = ?",
+                                  (seq, trade_id)).fetchone() is not None
+
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        rows = self._select("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return rows[0] if rows else None
+
+    def order_by_exchange_id(self, exchange_order_id: int) -> dict[str, Any] | None:
+        rows = self._select("SELECT * FROM orders WHERE exchange_order_id = ?", (exchange_order_id,))
+        return rows[0] if rows else None
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Orders whose outcome is not final (an intent, an UNKNOWN answer, NEW, PARTIALLY_FILLED)."""
+        marks = ",".join("?" * len(OPEN_STATUSES))
+        return self._select(f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY seq", OPEN_STATUSES)
+
+    def last_trade_id(self) -> int | None:
+        return self._conn.execute("SELECT MAX(trade_id) FROM fills WHERE trade_id > 0").fetchone()[0]
+
+    def _select(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cur = self._conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     def record_risk_event(self, bar: int | None, from_state: str | None, to_state: str, reason: str) -> None:
         self._risk_events.append((bar, from_state, to_state, reason))
@@ -322,11 +329,11 @@ class StateStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             if self._orders:
-                conn.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)", self._orders)
+                conn.executemany(_INSERT_ORDER, self._orders)
             if self._status:
-                conn.executemany("UPDATE orders SET status = ? WHERE client_order_id = ?", self._status)
+                conn.executemany(_UPDATE_ORDER, self._status)
             if self._fills:
-                conn.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?)", self._fills)
+                conn.executemany(_INSERT_FILL, self._fills)
             if self._risk_events:
                 conn.executemany("INSERT INTO risk_events (bar, from_state, to_state, reason) VALUES (?,?,?,?)",
                                  self._risk_events)
@@ -352,6 +359,7 @@ class StateStore:
         self._order_index.clear()
         self._status.clear()
         self._fills.clear()
+        self._trade_keys.clear()
         self._risk_events.clear()
         self.commits += 1
 
@@ -362,16 +370,6 @@ class StateStore:
         """Close without committing what is buffered (a clean stop commits first)."""
         with contextlib.suppress(sqlite3.Error):  # closing must never hide the error that got us here
             self._conn.close()
-
-
-def _check_magic(path: Path) -> None:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read state file ({exc.strerror})") from None
-    if head != _SQLITE_MAGIC:
-        raise DataError(f"{path}: not a coin state file (not an SQLite database); refusing to use or replace it")
 
 
 def _now_ms() -> int:

@@ -196,7 +196,7 @@ def test_accounting_conservation_and_metrics(workdir: Path) -> None:
     summary = _json(result)
     ledger = _ledger(Path(summary["state_file"]))
     cash, qty, fees = summary["initial_cash"], 0.0, 0.0
-    for seq, _bar, fqty, price, notional, fee, cash_after, qty_after in ledger["fills"]:
+    for seq, _bar, fqty, price, notional, fee, cash_after, qty_after, *_trade in ledger["fills"]:
         assert notional == pytest.approx(abs(fqty) * price, rel=1e-12)
         assert fee == pytest.approx(notional * 0.001, rel=1e-12)          # fee_bps 10
         cash, qty, fees = cash - fqty * price - fee, qty + fqty, fees + fee

@@ -26,7 +26,8 @@ def _settings(root: Path, state: str = "state.sqlite", **more: Any) -> Settings:
 def _ledger(path: Path) -> dict[str, list[tuple]]:
     conn = sqlite3.connect(path)
     try:
-        return {"orders": conn.execute("SELECT * FROM orders ORDER BY seq").fetchall(),
+        # every order column but updated_ms (the wall-clock time of the venue's last answer)
+        return {"orders": [row[:14] for row in conn.execute("SELECT * FROM orders ORDER BY seq")],
                 "fills": conn.execute("SELECT * FROM fills ORDER BY seq").fetchall(),
                 "account": conn.execute("SELECT last_bar, bars, cash, pending_target FROM account").fetchall()}
     finally:
@@ -71,7 +72,7 @@ def test_venue_broker_sees_committed_intents_and_a_restart_never_resubmits(tmp_p
 
     with pytest.raises(ConnectionResetError):
         _run(build_runtime(settings, None, TradeRequest(), broker_factory=crashing))
-    assert [row for _, row in first[0].seen] == [("pending",)] * 5     # committed before the venue saw it
+    assert [row for _, row in first[0].seen] == [("INTENT",)] * 5     # committed before the venue saw it
     lost = first[0].seen[-1][0]
 
     second: list[VenueBroker] = []
@@ -87,7 +88,7 @@ def test_venue_broker_sees_committed_intents_and_a_restart_never_resubmits(tmp_p
 
     _run(build_runtime(_settings(tmp_path, "reference.sqlite"), None, TradeRequest()))
     assert _ledger(state) == _ledger(tmp_path / "reference.sqlite")
-    assert {row[-1] for row in _ledger(state)["orders"]} == {"filled"}
+    assert {row[10] for row in _ledger(state)["orders"]} == {"FILLED"}
 
 
 def test_stale_bars_add_no_risk_and_alert_once(tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ class RejectingVenue(PaperBroker):
 def test_rejected_orders_are_recorded_and_alerted(tmp_path: Path) -> None:
     rt = _run(build_runtime(_settings(tmp_path), None, TradeRequest(), broker_factory=RejectingVenue))
     orders = _ledger(tmp_path / "state.sqlite")["orders"]
-    assert orders and {row[-1] for row in orders} == {"rejected"}
+    assert orders and {row[10] for row in orders} == {"REJECTED"}
     assert rt.rejected == len(orders) and rt.parts.portfolio.trades == 0
     sent = [a for a in rt.parts.alerts.notifier.sent if a.code == "ORDER_REJECTED"]
     assert len(sent) == len(orders) and "NOTIONAL" in sent[0].text
@@ -140,7 +141,7 @@ def test_cash_plus_position_is_equity_after_every_fill(tmp_path: Path) -> None:
     rt = _run(build_runtime(_settings(tmp_path, **{"env.fee_bps": 7.5}), None, TradeRequest()))
     fills = _ledger(tmp_path / "state.sqlite")["fills"]
     cash, qty = 10_000.0, 0.0
-    for _seq, _bar, fqty, price, notional, fee, cash_after, qty_after in fills:
+    for _seq, _bar, fqty, price, notional, fee, cash_after, qty_after, *_trade in fills:
         assert fee == pytest.approx(notional * 0.00075, rel=1e-12)
         cash, qty = cash - fqty * price - fee, qty + fqty
         assert (cash_after, qty_after) == (pytest.approx(cash, rel=1e-12), pytest.approx(qty, abs=1e-12))

@@ -31,7 +31,7 @@ def test_new_file_has_application_id_and_schema_version(tmp_path: Path) -> None:
 def test_commit_round_trip(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s.sqlite", IDENT)
     _intent(store, 1, "coin-BTCUSDT-1000-0")
-    store.set_order_status("coin-BTCUSDT-1000-0", "filled")
+    store.set_order_status("coin-BTCUSDT-1000-0", "FILLED")
     store.record_fill(1, 1001, 0.5, 100.05, 50.025, 0.05, 9949.9, 0.5)
     store.record_risk_event(1001, "ACTIVE", "REDUCING", "drawdown")
     cp = Checkpoint(first_bar=0, last_bar=1001, bars=3, cash=9949.9, qty=0.5, avg_price=100.05, last_close=101.0,
@@ -44,7 +44,7 @@ def test_commit_round_trip(tmp_path: Path) -> None:
     assert not again.created
     assert again.load() == cp
     assert [o["client_order_id"] for o in again.orders()] == ["coin-BTCUSDT-1000-0"]
-    assert again.orders()[0]["status"] == "filled"
+    assert again.orders()[0]["status"] == "FILLED"
     assert again.fills()[0]["price"] == 100.05
     assert again.risk_events()[0]["to_state"] == "REDUCING"
 
@@ -67,7 +67,7 @@ def test_durable_intent_is_committed_before_submit_and_never_twice(tmp_path: Pat
     _intent(store, 1, "coin-BTCUSDT-1000-0")
     # Another connection (as after a crash) already sees the intent, still pending.
     seen = sqlite3.connect(path).execute("SELECT client_order_id, status FROM orders").fetchall()
-    assert seen == [("coin-BTCUSDT-1000-0", "pending")]
+    assert seen == [("coin-BTCUSDT-1000-0", "INTENT")]
     assert list(store.pending_intents()) == ["coin-BTCUSDT-1000-0"]
     with pytest.raises(DataError, match="already in the ledger"):
         _intent(store, 2, "coin-BTCUSDT-1000-0")
@@ -158,3 +158,47 @@ def test_every_identity_field_is_checked_and_named(tmp_path: Path) -> None:
     assert len({ident().short_hash(), ident(fee=11.0).short_hash(), ident(policy="flat").short_hash()}) == 3
     with pytest.raises(UsageError, match="differ in policy, execution, initial_cash"):
         StateStore(path, IDENT)                            # a ledger written before the identity grew
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 1), first_bar INTEGER, last_bar INTEGER,
+    bars INTEGER NOT NULL, cash REAL NOT NULL, last_close REAL, pending_target REAL, pending_decision_bar INTEGER,
+    pending_reason TEXT, trades INTEGER NOT NULL, fees REAL NOT NULL, turnover REAL NOT NULL,
+    order_seq INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE positions (symbol TEXT PRIMARY KEY, qty REAL NOT NULL, avg_price REAL NOT NULL);
+CREATE TABLE risk (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, reason TEXT NOT NULL,
+    since_bar INTEGER, peak_equity REAL NOT NULL, max_drawdown REAL NOT NULL, day INTEGER, day_turnover REAL NOT NULL);
+CREATE TABLE risk_events (seq INTEGER PRIMARY KEY, bar INTEGER, from_state TEXT, to_state TEXT NOT NULL,
+    reason TEXT NOT NULL);
+CREATE TABLE orders (seq INTEGER PRIMARY KEY, client_order_id TEXT NOT NULL UNIQUE, symbol TEXT NOT NULL,
+    decision_bar INTEGER NOT NULL, exec_bar INTEGER NOT NULL, leg INTEGER NOT NULL, qty REAL NOT NULL,
+    target REAL NOT NULL, ref_price REAL NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE fills (seq INTEGER PRIMARY KEY REFERENCES orders(seq), bar INTEGER NOT NULL, qty REAL NOT NULL,
+    price REAL NOT NULL, notional REAL NOT NULL, fee REAL NOT NULL, cash_after REAL NOT NULL,
+    qty_after REAL NOT NULL);
+"""
+
+
+def test_a_v1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
+    # A ledger written before fills were keyed by trade id (schema 1, as the previous release wrote it).
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V1_SCHEMA)
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("symbol", "BTCUSDT"), ("interval", "1h"),
+                                                        ("mode", "replay"), ("strategy_id", "coin")])
+    conn.execute("INSERT INTO orders VALUES (1, 'coin-BTCUSDT-1000-0', 'BTCUSDT', 1000, 1001, 0, 0.5, 0.4, 100.0, "
+                 "'ok', 'filled')")
+    conn.execute("INSERT INTO orders VALUES (2, 'coin-BTCUSDT-2000-0', 'BTCUSDT', 2000, 2001, 0, -0.5, 0.0, 99.0, "
+                 "'ok', 'rejected')")
+    conn.execute("INSERT INTO fills VALUES (1, 1001, 0.5, 100.05, 50.025, 0.05, 9949.9, 0.5)")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = StateStore(path, StateIdentity("BTCUSDT", "1h", "replay", "coin", "?", "?", "?"))
+    orders = store.orders()
+    assert [(o["status"], o["filled_qty"]) for o in orders] == [("FILLED", 0.5), ("REJECTED", 0.0)]
+    fill = store.fills()[0]
+    assert (fill["seq"], fill["trade_id"], fill["price"], fill["fee"], fill["commission"]) == (1, 0, 100.05, 0.05, 0.05)
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
