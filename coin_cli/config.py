@@ -131,6 +131,8 @@ class PolicyConfig(Section):
 
 class TrainConfig(Section):
     algo: Literal["ppo", "a2c", "sac", "dqn"] = "ppo"
+    # stable-baselines3 keyword arguments of the algorithm (learning_rate, gamma, ent_coef, ...)
+    algo_params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     timesteps: PositiveInt = 200_000
     n_envs: PositiveInt = 1
     seed: int = 7
