@@ -4,6 +4,7 @@ libraries-only send measured in the same rounds; earlier < 0.6 s wall), with
 the imports it needs and the runtime side (OutboxNotifier.notify, outbox enqueue).
 
     .venv/bin/python benchmarks/bench_notify.py [--repeats 15]
+    .venv/bin/python -m benchmarks --only notify
 
 Wall times are medians of subprocess runs timed with time.perf_counter (interleaved, so machine
 load hits every command alike). Pacing is set to 0 here: back-to-back runs to one chat would
@@ -22,6 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,6 +31,9 @@ sys.path.insert(0, str(REPO))
 from tests.conftest import clean_env  # noqa: E402
 from tests.fakes.telegram_api import FakeBotAPI, FakeBotAPIProcess  # noqa: E402
 
+NAME = "notify"
+TITLE = "5. CLI cold start"
+ORDER = 51
 TOKEN = "123456:BENCH-TOKEN"
 # The floor: the libraries `coin notify` is built on, one message sent with them and a table
 # printed, with no coin code at all and the interpreter's default garbage collection (coin pauses
@@ -115,6 +120,37 @@ def runtime_side(tmp: Path) -> dict[str, float]:
     box.close()
     return {"notify_call_us_median": statistics.median(calls) * 1e6, "notify_call_us_max": max(calls) * 1e6,
             "delivered": delivered, "drain_200_s": drain, "enqueue_ms_median": statistics.median(enqueue) * 1e3}
+
+
+def run_benchmark(ctx: Any) -> list[Any]:
+    """`coin notify "hi"` against the libraries-only send, both delivering to the fake Bot API (a
+    separate process), in the same interleaved rounds; the runtime's OutboxNotifier.notify call."""
+    with FakeBotAPIProcess(tokens=[TOKEN], chats=["42"]) as server:
+        env = clean_env({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "42",
+                         "COIN_TELEGRAM__API_URL": server.base_url, "COIN_TELEGRAM__MIN_INTERVAL": "0",
+                         "COIN_TELEGRAM__DEDUPE_WINDOW": "0"})
+        commands = {"pass": [sys.executable, "-c", "pass"], "libraries": [sys.executable, "-c", LIBRARIES_ONLY],
+                    "notify": [str(BIN / "coin"), "notify", "hi"]}
+        contenders = {name: (lambda cmd=cmd: timed(cmd, ctx.tmp, env)[0]) for name, cmd in commands.items()}
+        rounds = ctx.rounds(contenders, repeats=ctx.repeats(full=11, quick=5))
+        sent = len(server.messages)
+    runtime = runtime_side(ctx.tmp)
+    cmd = "python -m benchmarks --only notify  (details: .venv/bin/python benchmarks/bench_notify.py)"
+    expected = 2 * (len(rounds.samples["notify"]) + 1)
+    return [
+        ctx.figure('coin notify "hi" (loopback fake Bot API)', rounds, "notify", peer="libraries-only send",
+                   peer_key="libraries", goal=("<", 0.6), command=cmd,
+                   note=f"messages received by the fake: {sent} of {expected}"),
+        ctx.figure('coin notify "hi" vs the libraries-only send', rounds, "notify", peer="libraries-only send",
+                   peer_key="libraries", goal=(">=", 1 / 1.1), goal_on="ratio", command=cmd,
+                   note="goal (issue 14): at most 1.1x the libraries' time, i.e. speed ratio >= 0.91"),
+        ctx.figure('coin notify "hi" vs python -c pass', rounds, "notify", peer="python -c pass", peer_key="pass",
+                   command=cmd),
+        ctx.figure("OutboxNotifier.notify(alert) in the trading loop (median of 200)", None,
+                   value=runtime["notify_call_us_median"], unit="us", command=cmd,
+                   note=f"max {runtime['notify_call_us_max']:.0f} µs; 200 alerts delivered in "
+                        f"{runtime['drain_200_s']:.2f} s by the background thread"),
+    ]
 
 
 def main() -> None:
