@@ -1,4 +1,4 @@
-"""`coin trade`: the event-driven trading runtime (replay, paper on Binance's kline stream; live later)."""
+"""`coin trade`: the event-driven trading runtime (replay; paper on Binance's kline stream; live with orders)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def trade(
     allow_unpromoted: bool | None = typer.Option(None, "--allow-unpromoted", help="trade.allow_unpromoted"),
     state_file: Path | None = typer.Option(None, "--state-file", help="trade.state_file: the SQLite ledger."),
     reset_halt: bool = typer.Option(False, "--reset-halt", help="Clear a persisted HALTED risk state first."),
+    confirm_live: bool = typer.Option(False, "--confirm-live",
+                                      help="trade.live_enabled: the opt-in --mode live needs (real orders)."),
     json_mode: bool = JSON_OPTION,
 ) -> None:
     """Run the trading loop: replay, paper (default) or live."""
@@ -41,6 +43,7 @@ def trade(
         trade__mode=(mode, "--mode"), trade__policy=(policy, "--policy"), trade__speed=(speed, "--speed"),
         trade__prom_file=(prom_file, "--prom-file"), trade__allow_unpromoted=(allow_unpromoted, "--allow-unpromoted"),
         trade__state_file=(state_file, "--state-file"),
+        trade__live_enabled=(True if confirm_live else None, "--confirm-live"),
     )
     from coin_cli import render
     from coin_cli.data.schema import parse_time_ms

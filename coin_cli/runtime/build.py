@@ -28,8 +28,17 @@ from coin_cli.errors import UsageError
 from coin_cli.monitoring.alerts import AlertEngine
 from coin_cli.monitoring.metrics import MetricsLogger
 from coin_cli.runtime.brokers import PaperBroker
+from coin_cli.runtime.brokers.binance import BinanceBroker
+from coin_cli.runtime.component_factories import (
+    drift_monitor,
+    needs_observation,
+    notifier_for,
+    policy_input_factory,
+    resolve_policy,
+)
 from coin_cli.runtime.gap_filler import ArrayCandleProvider, GapFiller
 from coin_cli.runtime.history import load_replay_candles, warm_up
+from coin_cli.runtime.live_build import preflight_account, require_live
 from coin_cli.runtime.orders import OrderManager, check_strategy_id
 from coin_cli.runtime.paper import SOURCE as SOURCE_PAPER
 from coin_cli.runtime.paper import CandleRecorder, StoreRestFetcher, market_source, now_ms, prepare_market
@@ -115,6 +124,8 @@ class Runtime:
         self.stream = StreamHealth(parts.alerts, 0.0)
         self.recorder: Any = None   # paper: appends the stream's closed candles to the store
         self.drift: Any = None      # DriftMonitor when the policy's train run recorded a reference
+        self.live: Any = None       # LiveSession: the account side of --mode live
+        self.assets: tuple[str, str] = ("", "")   # (base, quote) assets of the symbol, live mode
         # what a bar reads and writes
         cp = checkpoint or Checkpoint()
         self.resumed_from = cp.last_bar
@@ -234,9 +245,6 @@ def ledger_identity(settings: Settings, execution: Any) -> StateIdentity:
 
 
 def check_mode(mode: str) -> None:
-    if mode == "live":
-        raise UsageError("--mode live needs the Binance broker, API keys and an explicit opt-in, which are not "
-                         "built yet; use --mode replay")
     if mode not in MODES:
         raise UsageError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
 
@@ -261,31 +269,40 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         raise UsageError(f"--max-bars {request.max_bars}: expected a whole number >= 1")
     if request.duration_s is not None and not request.duration_s > 0:
         raise UsageError(f"--duration {request.duration_s:g}: expected a number of seconds > 0")
-    if mode == "paper" and (request.start_ms is not None or request.end_ms is not None):
-        raise UsageError("--from/--to are for --mode replay; paper trades the live stream from now")
+    if mode != "replay" and (request.start_ms is not None or request.end_ms is not None):
+        raise UsageError(f"--from/--to are for --mode replay; {mode} trades the live stream from now")
+    keys = require_live(settings) if mode == "live" else None   # keys and the opt-in, before anything else
     if request.start_ms is not None and request.end_ms is not None and request.end_ms <= request.start_ms:
         raise UsageError("--to must be after --from")
 
-    policy = _resolve_policy(settings)
+    policy = resolve_policy(settings)
     spec = FeatureSpec.from_config(settings.features)
     obs_window = None
     outputs = None
-    if _needs_observation(policy):
+    if needs_observation(policy):
         obs_window = ObservationWindow(ObservationBuilder(spec.names, settings.env.lookback, spec))
     else:  # a policy that names the features it reads gets only those computed per bar
         outputs = getattr(policy, "feature_inputs", None)
     features = OnlineFeatureEngine(spec, outputs=outputs)
-    market = None
-    if mode == "paper":  # reach the market before the ledger is touched: unreachable is exit 4, nothing written
-        market = prepare_market(settings, features.warmup + settings.env.lookback)
-    # paper: the exchange's filters (exchangeInfo); replay: the env.* settings, as TradingEnv
-    execution = ExecutionModel(market[3] if market is not None else ExecutionParams.from_settings(settings))
+    market = budget = None
+    if mode != "replay":  # reach the market before the ledger is touched: unreachable is exit 4, nothing written
+        from coin_cli.integrations.binance.rest import WeightBudget
+
+        budget = WeightBudget(settings.data.max_weight_per_minute)   # one per process: limits are per IP
+        market = prepare_market(settings, features.warmup + settings.env.lookback, budget)
+    # paper and live: the exchange's filters (exchangeInfo); replay: the env.* settings, as TradingEnv
+    execution = ExecutionModel(market.params if market is not None else ExecutionParams.from_settings(settings))
     limits = RiskLimits.from_settings(settings, interval_ms(interval))
 
     portfolio = Portfolio(execution, settings.env.initial_cash)
-    broker = (broker_factory or PaperBroker)(execution, portfolio)
     identity = ledger_identity(settings, execution)
-    state = StateStore(default_state_path(settings, identity), identity, durable=bool(broker.external))
+    state_path = default_state_path(settings, identity)
+    if keys is not None:  # the account can trade and holds the ledger's cash (before the ledger exists)
+        preflight_account(settings, keys, market.filters, new_ledger=not state_path.exists())
+        broker: Any = BinanceBroker(symbol, market.filters, rate_limit_wait_cap=limits.stale_ms / 2000)
+    else:
+        broker = (broker_factory or PaperBroker)(execution, portfolio)
+    state = StateStore(state_path, identity, durable=bool(broker.external))
     try:
         cp = state.load()
         risk = RiskManager(limits)
@@ -294,12 +311,12 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
             risk.restore(cp)
 
         ready = features.warmup + settings.env.lookback
-        if market is not None:  # paper: the store brought up to now, then the kline stream
-            writer, arrays, _now, _params = market
+        if market is not None:  # paper and live: the store brought up to now, then the kline stream
+            writer, arrays = market.writer, market.arrays
             data_info = {"generated": False, "source": SOURCE_PAPER, "rows": len(arrays)}
             first = cp.first_bar if cp is not None and cp.first_bar is not None else int(arrays.close_time[-1]) + 1
             next_open = warm_up(features, obs_window, arrays, first, ready, cp)
-            gap_filler = GapFiller(None, next_open, fetcher=StoreRestFetcher(settings, writer))
+            gap_filler = GapFiller(None, next_open, fetcher=StoreRestFetcher(settings, writer, budget))
             source = market_source(settings, symbol, interval)
         else:
             arrays, data_info = load_replay_candles(settings, request)
@@ -316,7 +333,7 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         prom = Path(settings.trade.prom_file) if settings.trade.prom_file else None
         metrics = MetricsLogger(run.path("metrics.jsonl") if run is not None else None, labels=labels,
                                 prom_file=prom)
-        alerts = AlertEngine(_notifier(settings), f"{symbol} {interval} {mode} {settings.trade.policy}",
+        alerts = AlertEngine(notifier_for(settings), f"{symbol} {interval} {mode} {settings.trade.policy}",
                              drawdown_threshold=limits.reduce_drawdown)
 
         def on_risk_event(bar: int | None, before: str, after_state: str, reason: str) -> None:
@@ -325,7 +342,7 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
 
         risk.on_event = on_risk_event
         parts = Components(source=source, gap_filler=gap_filler, features=features, obs_window=obs_window,
-                           policy=policy, make_input=_policy_input_factory(), risk=risk, orders=orders,
+                           policy=policy, make_input=policy_input_factory(), risk=risk, orders=orders,
                            broker=broker, portfolio=portfolio, state=state, metrics=metrics, alerts=alerts)
         rt = Runtime(symbol=symbol, interval=interval, mode=mode, policy_name=settings.trade.policy,
                      state_path=state.path, parts=parts, checkpoint=cp, max_bars=request.max_bars,
@@ -333,10 +350,16 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
         rt.data_info = data_info
         rt.stream = StreamHealth(alerts, settings.monitoring.stream_down_after)
         rt.duration_s = request.duration_s
-        rt.drift = _drift_monitor(settings, features, obs_window)
+        rt.drift = drift_monitor(settings, features, obs_window)
         if market is not None:
             rt.clock = now_ms
-            rt.recorder = CandleRecorder(market[0])
+            rt.recorder = CandleRecorder(market.writer)
+        if keys is not None:
+            from coin_cli.runtime.live import LiveSession
+
+            rt.assets = (market.filters.base_asset, market.filters.quote_asset)
+            rt.live = LiveSession(settings, broker, keys, budget, rt.assets)
+            rt.recovering = {}   # live resolves unfinished orders by querying them (LiveSession.start)
         from coin_cli.data.schema import ms_to_iso
 
         if risk.state == HALTED and cp is not None:
@@ -348,53 +371,3 @@ def build_runtime(settings: Settings, run: Run | None, request: TradeRequest | N
     except BaseException:
         state.close()
         raise
-
-
-def _drift_monitor(settings: Settings, features: Any, obs_window: Any) -> Any:
-    """PSI per feature against the train run's reference (feature_manifest.json "drift_reference");
-    None for a baseline policy or a run trained before the reference existed."""
-    import json
-
-    from coin_cli.agents.loader import BASELINES, FEATURE_MANIFEST
-
-    name = settings.trade.policy.strip()
-    path = Path(settings.paths.runs_dir) / name / FEATURE_MANIFEST
-    if name.lower() in BASELINES or obs_window is None or not path.is_file():
-        return None
-    try:
-        reference = json.loads(path.read_text(encoding="utf-8")).get("drift_reference")
-    except (OSError, ValueError):
-        return None
-    if not reference:
-        return None
-    from coin_cli.monitoring.drift import DriftMonitor
-
-    m = settings.monitoring
-    return DriftMonitor(reference, list(features.names), m.drift_window, m.drift_threshold)
-
-
-def _resolve_policy(settings: Settings) -> Any:
-    from coin_cli.agents.loader import resolve_policy
-
-    return resolve_policy(settings.trade.policy, settings)
-
-
-def _needs_observation(policy: Any) -> bool:
-    flag = getattr(policy, "needs_observation", None)
-    return bool(flag) if flag is not None else hasattr(policy, "net")
-
-
-def _policy_input_factory() -> Callable[..., Any]:
-    from coin_cli.agents.policy import PolicyInput
-
-    return PolicyInput
-
-
-def _notifier(settings: Settings) -> Any:
-    try:
-        from coin_cli.monitoring.telegram_notifier import notifier_from_settings
-    except ImportError:  # the Telegram outbox is optional wiring
-        from coin_cli.monitoring.notifier import LogNotifier
-
-        return LogNotifier()
-    return notifier_from_settings(settings)

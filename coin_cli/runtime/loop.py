@@ -12,8 +12,8 @@ Per closed candle t (after de-duplication and gap filling):
     state     last processed bar = t; committed with everything above in one transaction
     metrics   one metrics.jsonl line; alerts
 
-A venue broker (external=True, a later issue) submits at the decision instead; the seam is the
-`pending` target below, which the paper broker turns into an order at the next open.
+A venue broker (`at_decision`, BinanceBroker) submits at the decision instead, sized at bar t's
+close, from a task (submit_at_decision); its fills come back as events on the queue (live.py).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def process_market_event(rt: Runtime, event: MarketEvent) -> None:
         rt.done = True
         if event.error is not None:  # type: ignore[union-attr]
             raise event.error  # type: ignore[union-attr]
+    elif rt.live is not None:  # live: the venue's answers, booked in order with the candles
+        rt.live.handle(rt, event)
 
 
 def _process_candles(rt: Runtime, bars: Any) -> None:
@@ -150,6 +152,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
     ready_count = rt.ready_count
     clock = rt.clock
     external = rt.parts.broker.external
+    at_decision = bool(getattr(rt.parts.broker, "at_decision", False))
     commit_every = rt.commit_every
     metrics_bar = rt.parts.metrics.bar
     initial = rt.initial_equity
@@ -163,7 +166,7 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
 
         # fill: the previous decision trades at this bar's open (sized first: most bars need none)
         target = pending.target
-        if target is not None:
+        if target is not None and not at_decision:
             pending.target = None
             if size_order(target, pf.cash, pf.qty, open_) != 0.0:
                 reason = pending.reason
@@ -220,6 +223,8 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
                     pending.target = approved
                     pending.decision_bar = open_time
                     pending.reason = reason
+                    if at_decision:  # a venue: the order leaves now, at the decision (its task sends it)
+                        order_id = submit_at_decision(rt, close, close_time)
                 if reason[0] == "s":  # "stale: ..."
                     alerts.stale(open_time, (now - close_time) / 1000, stale_ms / 1000)
                     rt.stale_alert_on = True
@@ -258,6 +263,30 @@ def record_drift(rt: Runtime, bar: int, psi: dict[str, float]) -> None:
             rt.parts.alerts.feature_drift(name, value, drift.threshold)
         else:
             rt.parts.alerts.drift_cleared(name)
+
+
+def submit_at_decision(rt: Runtime, price: float, close_time: int) -> str | None:
+    """A venue broker's order for the pending decision, sized at the decision bar's close (the
+    next bar's open is not known yet), committed, then handed to the broker's task. Nothing while
+    an earlier order is not final: the decision stays pending and the next bar's replaces it."""
+    parts, pending = rt.parts, rt.pending
+    broker = parts.broker
+    if broker.busy:
+        return None
+    target, pending.target = pending.target, None
+    pf = parts.portfolio
+    intent = parts.orders.target_to_intent(target, pf.cash, pf.qty, price, pending.decision_bar, close_time + 1,
+                                           1 if pending.reason == "halted: flatten" else 0, pending.reason)
+    if intent is None:
+        return None
+    state, cid = parts.state, intent.client_order_id
+    if state.order_exists(cid):  # this bar was decided before a restart: that order is being resolved
+        log.warning("order %s is already in the ledger; not sending it again", cid)
+        return None
+    state.record_intent(intent.seq, cid, intent.decision_bar, intent.exec_bar, intent.leg, intent.qty,
+                        intent.target, intent.ref_price, intent.reason)
+    broker.submit(intent)
+    return cid
 
 
 def execute_intent(rt: Runtime, intent: Any) -> None:
@@ -329,22 +358,31 @@ async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     gap_filler = rt.parts.gap_filler
     gap_filler.attach(queue)
-    if rt.clock is not None:  # live: what closed since the last bar (a restart, the warm-up fetch) first
-        gap_filler.request_fill(rt.clock())
-    feeder = asyncio.create_task(_feed(rt, queue))
-    timer = loop.call_later(rt.duration_s, _time_up, rt, queue) if rt.duration_s else None
+    feeder = timer = None
     try:
+        if rt.live is not None:  # signed REST, the user stream, the start-up reconciliation: before any bar
+            await rt.live.start(rt, queue)
+            rt.commit()
+        if rt.clock is not None:  # paper/live: what closed since the last bar (a restart, the warm-up fetch) first
+            gap_filler.request_fill(rt.clock())
+        feeder = asyncio.create_task(_feed(rt, queue))
+        timer = loop.call_later(rt.duration_s, _time_up, rt, queue) if rt.duration_s else None
         await consume(rt, queue, status)
+        if rt.live is not None:  # orders sent at the last decisions: their outcome before leaving
+            await rt.live.drain(rt, queue)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        feeder.cancel()
         if timer is not None:
             timer.cancel()
         gap_filler.cancel()
         rt.stream.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        if rt.live is not None:
+            await rt.live.aclose()
         closer = getattr(gap_filler.fetcher, "aclose", None)
         if closer is not None:
             with contextlib.suppress(Exception):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coin_cli.runtime.events import Candle
 
@@ -38,9 +38,10 @@ class StoreRestFetcher:
     """Closed candles for [start, end): from the store's frame, then REST klines for the rest.
     One BinanceRESTClient, connected on first use inside the runtime's event loop."""
 
-    def __init__(self, settings: Settings, writer: DatasetWriter) -> None:
+    def __init__(self, settings: Settings, writer: DatasetWriter, budget: Any = None) -> None:
         self.settings = settings
         self.writer = writer
+        self.budget = budget
         self.symbol, self.interval = writer.symbol, writer.interval
         self.rest_fetches = 0
         self._rest: Any = None
@@ -52,7 +53,7 @@ class StoreRestFetcher:
         after = stored[-1].close_time + 1 if stored else start_ms
         if after + interval_ms(self.interval) <= end_ms + 1:  # a bar may have closed that the store lacks
             if self._rest is None:
-                self._rest = await rest_client(self.settings).connect()
+                self._rest = await rest_client(self.settings, self.budget).connect()
             await fetch_into_store(self._rest, self.writer, after, end_ms)
             self.rest_fetches += 1
             stored = self.stored(start_ms, end_ms)
@@ -73,10 +74,12 @@ class StoreRestFetcher:
             await rest.close()
 
 
-def rest_client(settings: Settings) -> Any:
+def rest_client(settings: Settings, budget: Any = None) -> Any:
+    """Market-data REST; `budget` (a WeightBudget) shared with the account side in live mode."""
     from coin_cli.integrations.binance.rest import BinanceRESTClient
 
-    return BinanceRESTClient.from_settings(settings.binance, max_weight_per_minute=settings.data.max_weight_per_minute)
+    return BinanceRESTClient.from_settings(settings.binance, budget,
+                                           max_weight_per_minute=settings.data.max_weight_per_minute)
 
 
 async def fetch_into_store(rest: Any, writer: DatasetWriter, start_ms: int, end_ms: int) -> int:
@@ -128,13 +131,21 @@ class CandleRecorder:
         self.rows = []
 
 
-def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, CandleArrays, int, Any]:
+class Market(NamedTuple):
+    writer: DatasetWriter
+    arrays: CandleArrays
+    now_ms: int
+    params: Any          # ExecutionParams with the exchange's filters
+    filters: Any         # SymbolFilters (Decimal), for the orders live mode sends
+
+
+def prepare_market(settings: Settings, warm_bars: int, budget: Any = None) -> Market:
     """Reach the market: the symbol's exchange filters (exchangeInfo, cached in the data folder)
     and the store brought up to now (at least `warm_bars` closed bars back).
 
-    Returns the store's writer, its candles, the server-clock now and the ExecutionParams with the
-    exchange's numbers. Raises ExchangeError (exit 4) naming the endpoint when the market cannot be
-    reached; nothing else is touched before."""
+    Returns the store's writer, its candles, the server-clock now, the ExecutionParams with the
+    exchange's numbers and the filters themselves. Raises ExchangeError (exit 4) naming the endpoint
+    when the market cannot be reached; nothing else is touched before."""
     from coin_cli.data.schema import interval_ms, normalize_interval
     from coin_cli.data.service import store_for
     from coin_cli.env.execution import ExecutionParams
@@ -154,17 +165,18 @@ def prepare_market(settings: Settings, warm_bars: int) -> tuple[DatasetWriter, C
     # always at least one request: it proves the market answers before the ledger is opened
 
     async def fetch() -> Any:
-        async with rest_client(settings) as rest:
+        async with rest_client(settings, budget) as rest:
             filters = await fetch_filters(rest, d.symbol, cache_path(settings.paths.data_dir, d.exchange, d.symbol))
             await fetch_into_store(rest, writer, min(start, now - step), now)
             return filters
 
-    params = execution_params(asyncio.run(fetch()), ExecutionParams.from_settings(settings))
+    filters = asyncio.run(fetch())
+    params = execution_params(filters, ExecutionParams.from_settings(settings))
     if writer.frame is None or not len(writer.frame):
         from coin_cli.errors import ExchangeError
 
         raise ExchangeError(f"{settings.binance.api_url}: no closed {d.symbol} {interval} klines up to now")
-    return writer, CandleArrays.from_frame(writer.frame), now, params
+    return Market(writer, CandleArrays.from_frame(writer.frame), now, params, filters)
 
 
 def market_source(settings: Settings, symbol: str, interval: str) -> Any:

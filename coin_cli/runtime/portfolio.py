@@ -54,6 +54,35 @@ class Portfolio:
         elif abs(self.qty) > abs(before):
             self.avg_price = (abs(before) * self.avg_price + abs(fill.qty) * fill.price) / abs(self.qty)
 
+    def apply_execution(self, qty: float, price: float, commission: float, commission_asset: str,
+                        assets: tuple[str, str]) -> tuple[float, float]:
+        """One trade reported by a venue (signed base `qty` at `price`): the commission is taken from
+        the asset it was charged in (quote: cash; base: the position). A third asset (BNB) leaves both
+        alone and is not counted in `fees` (the ledger keeps it as charged). Returns (notional, fee in
+        quote)."""
+        base, quote = assets
+        before = self.qty
+        notional = abs(qty) * price
+        self.cash -= qty * price
+        self.qty += qty
+        fee = 0.0
+        if commission_asset == quote:
+            self.cash -= commission
+            fee = commission
+        elif commission_asset == base:
+            self.qty -= commission
+            fee = commission * price
+        self.fees += fee
+        self.trades += 1
+        self.turnover += notional
+        if self.qty == 0.0 or abs(self.qty) < 1e-12:
+            self.avg_price = 0.0
+        elif before == 0.0 or (before > 0.0) != (self.qty > 0.0):
+            self.avg_price = price
+        elif abs(self.qty) > abs(before):
+            self.avg_price = (abs(before) * self.avg_price + abs(qty) * price) / abs(self.qty)
+        return notional, fee
+
     def restore(self, cp: Checkpoint) -> None:
         self.cash, self.qty, self.avg_price = cp.cash, cp.qty, cp.avg_price
         self.price = cp.last_close or 0.0

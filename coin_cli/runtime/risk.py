@@ -141,6 +141,11 @@ class RiskManager:
         if self.on_event is not None:
             self.on_event(bar, before, to, reason)
 
+    def halt(self, reason: str, bar: int | None) -> None:
+        """HALTED from outside the drawdown rules (a reconciliation that does not add up)."""
+        if self.state != HALTED:
+            self._move(HALTED, reason, bar)
+
     def reset_halt(self, equity: float, bar: int | None) -> bool:
         """Operator reset after a halt: ACTIVE again, with the peak restarted at today's equity."""
         if self.state == ACTIVE:
@@ -157,7 +162,8 @@ class RiskManager:
         """The target to trade towards at the next open, or None (place no order), and why."""
         state = self.state
         if state == HALTED:
-            if self.limits.flatten_on_halt and current != 0.0:
+            # a ledger that disagrees with the exchange sends nothing, not even a flatten
+            if self.limits.flatten_on_halt and current != 0.0 and not self.reason.startswith("reconcile"):
                 return 0.0, "halted: flatten"
             return None, "halted"
         reason = "ok"

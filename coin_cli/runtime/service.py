@@ -119,6 +119,11 @@ def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict
         }
         for key, value in risk.limits.describe().items():
             ready[f"risk.{key}"] = value
+        if rt.live is not None:  # connect, reconcile (read only), the account's facts; nothing is placed
+            from coin_cli.runtime.live_build import live_check
+
+            ready["broker"] = "binance (MARKET orders, live)"
+            ready.update(live_check(rt))
         return ready
     finally:
         rt.close()
