@@ -86,12 +86,16 @@ def compute_metrics(trace: EquityTrace, periods_per_year: float) -> dict[str, fl
     returns = trace.returns
     n = returns.size
     total = float(equity[-1] / equity[0] - 1.0) if equity.size >= 2 and equity[0] > 0 else 0.0
+    annualised: float | None
     if n == 0:
         annualised = 0.0
     elif total <= -1.0:
         annualised = -1.0
     else:
-        annualised = float((1.0 + total) ** (periods_per_year / n) - 1.0)
+        try:
+            annualised = float((1.0 + total) ** (periods_per_year / n) - 1.0)
+        except OverflowError:  # a few 1s bars compounded over a year: no meaningful figure
+            annualised = None
     mean_equity = float(equity.mean()) if equity.size else 0.0
     traded = float(np.sum(trace.traded_notional))
     return {
