@@ -77,14 +77,41 @@ def hyperparameters(algo: str, timesteps: int, n_envs: int) -> dict[str, Any]:
 
 
 def build_model(algo: str, venv: Any, *, seed: int, timesteps: int, n_envs: int,
-                tensorboard_log: Path | None = None) -> Any:
+                tensorboard_log: Path | None = None, params: dict[str, Any] | None = None) -> Any:
+    """The algorithm with the budget-scaled defaults, then `params` (train.algo_params) over them."""
     import stable_baselines3 as sb3
 
     spec = algo_spec(algo)
     cls = getattr(sb3, spec.class_name)
+    kwargs = {**hyperparameters(algo, timesteps, n_envs), **(params or {})}
     return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
-               tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-               **hyperparameters(algo, timesteps, n_envs))
+               tensorboard_log=str(tensorboard_log) if tensorboard_log else None, **kwargs)
+
+
+# set by coin itself (or meaningless for a CLI run): not for train.algo_params
+RESERVED_PARAMS = frozenset({"policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model",
+                             "policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs", "stats_window_size"})
+
+
+def algo_param_names(algo: str) -> list[str]:
+    """The keyword arguments train.algo_params may set for `algo` (from the SB3 class's signature)."""
+    import inspect
+
+    import stable_baselines3 as sb3
+
+    cls = getattr(sb3, algo_spec(algo).class_name)
+    return sorted(set(inspect.signature(cls.__init__).parameters) - RESERVED_PARAMS - {"self"})
+
+
+def check_algo_params(algo: str, params: dict[str, Any], where: str = "train.algo_params") -> None:
+    """UsageError naming the first key `algo` has no argument for."""
+    if not params:
+        return
+    names = algo_param_names(algo)
+    for key in params:
+        if key not in names:
+            raise UsageError(f"{where}.{key}: not an argument of {algo_spec(algo).class_name} "
+                             f"(one of {', '.join(names)})")
 
 
 def load_model(algo: str, path: Path, venv: Any | None = None) -> Any:

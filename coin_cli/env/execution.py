@@ -13,7 +13,10 @@ the same equity whichever of them runs it (DESIGN.md §4). Semantics:
   direction (buys round up, sells down);
 - `fee_bps` of the fill notional is charged in the quote currency;
 - long-only (Binance Spot): weights are clipped to [0, 1] and a buy is sized so that notional plus
-  fee fits in the cash, so cash never goes negative. Otherwise weights are clipped to [-1, 1].
+  fee fits in the cash, so cash never goes negative. Otherwise weights are clipped to [-1, 1];
+- the no-trade band (`trade_band`): a target within `trade_band` of the current weight (valued at
+  the open) is no order, except a target of 0 (closing is always allowed, so a band never leaves a
+  position behind). Every policy gets it, in the env and in the runtime alike.
 
 Pure Python floats; deterministic.
 """
@@ -38,6 +41,7 @@ class ExecutionParams:
     tick_size: float = 0.01
     min_notional: float = 5.0
     long_only: bool = True
+    trade_band: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings | EnvConfig) -> ExecutionParams:
@@ -45,7 +49,7 @@ class ExecutionParams:
         env = getattr(settings, "env", settings)
         return cls(fee_bps=env.fee_bps, slippage_bps=env.slippage_bps, lot_step=env.lot_step,
                    min_qty=env.min_qty, tick_size=env.tick_size, min_notional=env.min_notional,
-                   long_only=env.long_only)
+                   long_only=env.long_only, trade_band=env.trade_band)
 
 
 class Fill(NamedTuple):
@@ -84,6 +88,7 @@ class ExecutionModel:
         self._step, self._step_inv = p.lot_step, _inverse(p.lot_step)
         self._tick, self._tick_inv = p.tick_size, _inverse(p.tick_size)
         self._dust = 0.5 * min(x for x in (p.lot_step, p.min_qty, 1e-12) if x > 0)
+        self._band = p.trade_band
 
     def clip_weight(self, target_weight: float) -> float:
         if target_weight != target_weight:  # NaN stays NaN: order_for_target treats it as "hold"
@@ -114,6 +119,9 @@ class ExecutionModel:
         else:
             equity = cash + qty * price
             if equity <= 0.0:
+                return 0.0
+            band = self._band
+            if band and -band <= weight - qty * price / equity <= band:
                 return 0.0
             delta = weight * equity / price - qty
         # Most calls (a target a hair off the position) end here: rounding down to the lot step
@@ -170,6 +178,9 @@ class ExecutionModel:
         else:
             equity = cash + qty * open_price
             if equity <= 0.0:
+                return None, cash, qty
+            band = self._band
+            if band and -band <= weight - qty * open_price / equity <= band:
                 return None, cash, qty
             delta = weight * equity / open_price - qty
         step, inv, tick, tinv, eps = self._step, self._step_inv, self._tick, self._tick_inv, _EPS
@@ -262,3 +273,16 @@ def _inverse(step: float) -> float:
         return 0.0
     inverse = round(1.0 / step)
     return float(inverse) if inverse >= 1 and abs(inverse * step - 1.0) < 1e-12 else 0.0
+
+
+def action_levels(levels: int | list[float], min_weight: float) -> list[float]:
+    """The target weights of a discrete action space (`env.discrete_levels`): a count gives evenly
+    spaced weights from `min_weight` (the execution model's lowest) to 1; a list is taken as the
+    weights, action i -> levels[i]. TradingEnv and the exported policy (SB3Policy) both use this."""
+    if isinstance(levels, int):
+        return [min_weight + (1.0 - min_weight) * i / (levels - 1) for i in range(levels)]
+    weights = [float(w) for w in levels]
+    if min(weights) < min_weight or max(weights) > 1.0:
+        raise ValueError(f"env.discrete_levels {weights!r}: weights must lie in [{min_weight:g}, 1]"
+                         + (" (env.long_only is true)" if min_weight == 0.0 else ""))
+    return weights

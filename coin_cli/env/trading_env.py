@@ -21,10 +21,10 @@ from gymnasium import spaces
 
 from coin_cli.config import EnvConfig, Settings
 from coin_cli.env.drawdown import peak_and_drawdown
-from coin_cli.env.execution import ExecutionModel, ExecutionParams
+from coin_cli.env.execution import ExecutionModel, ExecutionParams, action_levels
 from coin_cli.env.observation import ObservationBuilder
 from coin_cli.env.recorder import Recorder
-from coin_cli.env.reward import step_reward
+from coin_cli.env.reward import Reward
 from coin_cli.features.spec import FeatureSpec
 
 Mode = Literal["train", "eval"]
@@ -80,16 +80,14 @@ class TradingEnv(gym.Env):
 
         self._initial = float(env_cfg.initial_cash)
         self._ruin = env_cfg.ruin_fraction * self._initial
-        self._dd_pen = env_cfg.drawdown_penalty
-        self._to_pen = env_cfg.turnover_penalty
-        self._plain_reward = not (self._dd_pen or self._to_pen)
+        self._reward = Reward(env_cfg)  # env.reward, its coefficient and the penalties
+        self._plain_reward = self._reward.plain
         self._execute = self.execution.execute
         self._episode_length = env_cfg.episode_length
         low = self.execution.min_weight
         if env_cfg.action == "discrete":
-            levels = env_cfg.discrete_levels
-            self._levels = [low + (1.0 - low) * i / (levels - 1) for i in range(levels)]
-            self.action_space: spaces.Space = spaces.Discrete(levels)
+            self._levels = action_levels(env_cfg.discrete_levels, low)
+            self.action_space: spaces.Space = spaces.Discrete(len(self._levels))
         else:
             self._levels = None
             self.action_space = spaces.Box(low=low, high=1.0, shape=(1,), dtype=np.float32)
@@ -117,6 +115,7 @@ class TradingEnv(gym.Env):
             start = min(max(int(options["start"]), first), stop - 1)
         self._t = start
         self._set_book(self._initial, 0.0)
+        self._reward.reset()
         if self.recorder is not None:
             self.recorder.clear()
         return self._observe(start, 0.0, 0.0), {"bar": start, "open_time": self._open_time[start],
@@ -152,7 +151,7 @@ class TradingEnv(gym.Env):
         if self._plain_reward and equity > 0.0 and prev_equity > 0.0:
             reward = math.log(equity / prev_equity)
         else:
-            reward = step_reward(prev_equity, equity, drawdown, notional, self._dd_pen, self._to_pen)
+            reward = self._reward(prev_equity, equity, drawdown, notional)
         self._cash, self._qty, self._equity = cash, qty, equity
         self._t = nxt
         self._reward_sum += reward

@@ -51,9 +51,11 @@ class ProgressCallback(BaseCallback):
 class CurveCallback(BaseCallback):
     """Called by EvalCallback after each validation run: appends one training-curve row."""
 
-    def __init__(self, fold: int, rows: list[dict[str, Any]], progress_cb: ProgressCallback | None = None):
+    def __init__(self, fold: int, rows: list[dict[str, Any]], progress_cb: ProgressCallback | None = None,
+                 after_eval: Callable[[Any], None] | None = None):
         super().__init__()
         self.fold, self.rows, self.progress_cb = fold, rows, progress_cb
+        self.after_eval = after_eval  # a sweep trial: report the validation metric to Ray Tune
 
     def _on_step(self) -> bool:
         evaluator = self.parent
@@ -63,6 +65,8 @@ class CurveCallback(BaseCallback):
         if self.progress_cb is not None:
             self.progress_cb.latest_eval = val_reward
             self.progress_cb.report()
+        if self.after_eval is not None:
+            self.after_eval(self.model)
         return True
 
     def add_row(self, model: Any, val_reward: float, best_val_reward: float) -> None:

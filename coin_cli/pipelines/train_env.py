@@ -124,14 +124,13 @@ def export_for_env(settings: Settings, model: Any, vecnorm_path: Path | None) ->
 
 
 def action_weights(settings: Settings) -> dict[str, Any]:
-    """How TradingEnv turns an action into a target weight: Discrete i -> evenly spaced levels
-    from the execution model's lowest weight to 1; Box -> the value, clipped to [low, 1]."""
-    from coin_cli.env.execution import ExecutionModel, ExecutionParams
+    """How TradingEnv turns an action into a target weight: Discrete i -> `action_levels` (the
+    same function the env calls); Box -> the value, clipped to [low, 1]."""
+    from coin_cli.env.execution import ExecutionModel, ExecutionParams, action_levels
 
     low = ExecutionModel(ExecutionParams.from_settings(settings)).min_weight
     if settings.env.action == "discrete":
-        levels = settings.env.discrete_levels
-        return {"levels": [low + (1.0 - low) * i / (levels - 1) for i in range(levels)]}
+        return {"levels": action_levels(settings.env.discrete_levels, low)}
     return {"low": low, "high": 1.0}
 
 

@@ -39,6 +39,14 @@ TIMES = "times"  # per split: close time (ms) of every equity point, stored besi
 def check_request(settings: Settings) -> None:
     """Flag combinations that cannot work, as UsageError (exit 2) before any run folder exists."""
     sb3_agents.check_algo_action(settings.train.algo, settings.env.action)
+    sb3_agents.check_algo_params(settings.train.algo, settings.train.algo_params)
+    if settings.env.action == "discrete":
+        from coin_cli.env.execution import action_levels
+
+        try:
+            action_levels(settings.env.discrete_levels, 0.0 if settings.env.long_only else -1.0)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if settings.train.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -55,15 +63,24 @@ def prepare_settings(settings: Settings, resume: str | None, flags_given: list[s
     return settings
 
 
-def train(settings: Settings, run: Run, progress: Progress | None = None, resume: str | None = None) -> dict[str, Any]:
-    from coin_cli.data.service import load_or_bootstrap
+def train(settings: Settings, run: Run, progress: Progress | None = None, resume: str | None = None, *,
+          data: tuple[Any, dict[str, Any], bool] | None = None, evaluate_test: bool = True,
+          on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train, evaluate, gate. A sweep trial passes `data` (candles, their manifest, generated: the
+    candles come from Ray's object store, not from a store), `evaluate_test=False` (trials are
+    ranked on validation only; the sweep evaluates its best trial on test afterwards) and
+    `on_evaluation`, called with the validation Sharpe of the current model at every evaluation."""
     from coin_cli.pipelines import train_env
 
     t = settings.train
     started = time.perf_counter()
     state = ckpt.load_state(settings, resume, run) if resume else None
 
-    candles, data_manifest, generated = load_or_bootstrap(settings)
+    if data is None:
+        from coin_cli.data.service import load_or_bootstrap
+
+        data = load_or_bootstrap(settings)
+    candles, data_manifest, generated = data
     dataset = train_env.prepare_dataset(settings, candles)
     folds = walk_forward(len(candles), dataset.first_valid, val_fraction=t.val_fraction,
                          test_fraction=t.test_fraction, embargo=t.embargo_bars, folds=t.folds,
@@ -87,7 +104,8 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
             continue
         resume_here = state if state and fold.index == state.fold else None
         try:
-            traces = _train_fold(settings, run, dataset, fold, fold_dir, curve, progress, total, resume_here)
+            traces = _train_fold(settings, run, dataset, fold, fold_dir, curve, progress, total, resume_here,
+                                 splits=evaluate.SPLITS if evaluate_test else ("val",), on_evaluation=on_evaluation)
         except KeyboardInterrupt as exc:
             # outside model.learn (env start-up, evaluation): resume restarts this fold
             if not ckpt.has_checkpoint(run):
@@ -97,6 +115,13 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
         _save_traces(fold_dir / "traces.npz", traces)
         fold_traces.append(traces)
 
+    if not evaluate_test:
+        from coin_cli.pipelines.train_select import finish_validation
+
+        return finish_validation(settings, run, dataset, folds, fold_traces, curve, {
+            "rows": len(candles), "source": data_manifest.get("source"), "bootstrap_generated": generated,
+            "store_sha256": data_manifest.get("sha256"), "candles_sha256": dataset.candles_sha256},
+            round(time.perf_counter() - started, 2))
     result = _finish(settings, run, dataset, folds, fold_traces, curve)
     result.update(
         data={"rows": len(candles), "source": data_manifest.get("source"), "bootstrap_generated": generated,
@@ -112,7 +137,9 @@ def train(settings: Settings, run: Run, progress: Progress | None = None, resume
 # ---- one fold --------------------------------------------------------------------------------
 
 def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir: Path, curve: list[dict[str, Any]],
-                progress: Progress | None, total: int, state: ckpt.TrainState | None) -> dict[str, dict[str, Any]]:
+                progress: Progress | None, total: int, state: ckpt.TrainState | None,
+                splits: tuple[str, ...] = evaluate.SPLITS,
+                on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
     from stable_baselines3.common.callbacks import CallbackList, EvalCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import sync_envs_normalization
@@ -131,12 +158,18 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
             done = int(model.num_timesteps)
         else:
             model = sb3_agents.build_model(t.algo, venv, seed=seed, timesteps=t.timesteps, n_envs=t.n_envs,
-                                           tensorboard_log=run.dir / "tensorboard" if t.tensorboard else None)
+                                           tensorboard_log=run.dir / "tensorboard" if t.tensorboard else None,
+                                           params=t.algo_params)
             done = 0
         label = f"fold {fold.index + 1}/{t.folds} {t.algo}"
         progress_cb = ProgressCallback(progress, offset=fold.index * t.timesteps, total=total, label=label)
         best_norm = fold_dir / "best_vecnormalize.pkl"
-        curve_cb = CurveCallback(fold.index, curve, progress_cb)
+        after_eval = None
+        if on_evaluation is not None:
+            from coin_cli.pipelines.train_select import validation_reporter
+
+            after_eval = validation_reporter(settings, dataset, fold, on_evaluation)
+        curve_cb = CurveCallback(fold.index, curve, progress_cb, after_eval=after_eval)
         evaluator = EvalCallback(
             eval_env, callback_on_new_best=SaveNormalizationCallback(best_norm),
             callback_after_eval=curve_cb, n_eval_episodes=1,
@@ -159,6 +192,8 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
             sync_envs_normalization(venv, eval_env)
             final_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=1, deterministic=True, warn=False)
             curve_cb.add_row(model, float(final_reward), max(float(final_reward), float(evaluator.best_mean_reward)))
+            if after_eval is not None:
+                after_eval(model)
         else:
             final_reward = float("-inf")
         if float(final_reward) > evaluator.best_mean_reward or not (fold_dir / "best_model.zip").is_file():
@@ -176,6 +211,8 @@ def _train_fold(settings: Settings, run: Run, dataset: Any, fold: Fold, fold_dir
     policies = {evaluate.AGENT: agent, **train_env.baseline_policies(settings)}
     traces: dict[str, dict[str, EquityTrace]] = {}
     for split, span in (("val", fold.val), ("test", fold.test)):
+        if split not in splits:
+            continue
         traces[split] = {}
         for name, policy in policies.items():
             traces[split][name], times = train_env.rollout_trace(settings, dataset, span, policy)
@@ -234,6 +271,9 @@ def _train_manifest(settings: Settings, run: Run, folds: list[Fold], result: dic
         "n_envs": t.n_envs,
         "vecnormalize": t.vecnormalize,
         "action": settings.env.action,
+        # what the model was trained and evaluated with; `coin trade` takes trade_band from here
+        "env": env_record(settings),
+        "algo_params": dict(t.algo_params),
         "symbol": settings.data.symbol,
         "interval": settings.data.interval,
         "seeds": {"seed": t.seed, "fold_model_seeds": [t.seed + f.index for f in folds],
@@ -244,6 +284,13 @@ def _train_manifest(settings: Settings, run: Run, folds: list[Fold], result: dic
         "resumed_from": result["resumed_from"],
         "duration_s": result["duration_s"],
     }
+
+
+def env_record(settings: Settings) -> dict[str, Any]:
+    """The env settings a model was trained and evaluated with (`coin trade` reads trade_band)."""
+    e = settings.env
+    return {"trade_band": e.trade_band, "reward": e.reward, "reward_coef": e.reward_coef,
+            "discrete_levels": e.discrete_levels, "fee_bps": e.fee_bps, "slippage_bps": e.slippage_bps}
 
 
 def _summary(settings: Settings, run: Run, manifest: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
