@@ -1,7 +1,9 @@
 """resolve_policy: a policy name from `--policy` / trade.policy -> a Policy.
 
 `voltarget`, `buyhold`, `flat` are the baselines; anything else is a `coin train` run id under
-paths.runs_dir. A trained model is refused (BlockedError, exit 5) when its feature implementation
+paths.runs_dir, or a `coin train --sweep` run id, which stands for the sweep's best trial (the
+one the sweep evaluated on test and put through the gate; `sweep.json` names it). A trained
+model is refused (BlockedError, exit 5) when its feature implementation
 hash differs from the running feature engine's, or when it did not pass the promotion gate
 (unless trade.allow_unpromoted). Both checks read the run's manifests BEFORE the model is
 loaded, so a mismatched or unpromoted model never costs a load.
@@ -25,6 +27,7 @@ BASELINES = ("voltarget", "buyhold", "flat")
 FEATURE_MANIFEST = "feature_manifest.json"
 TRAIN_MANIFEST = "train_manifest.json"
 PROBE_SUMMARY = "train_probe_summary.json"   # only a `coin train --probe` run has it
+SWEEP_FILE = "sweep.json"                    # only a `coin train --sweep` run has it
 
 
 def resolve_policy(name: str, settings: Settings) -> Any:
@@ -34,11 +37,9 @@ def resolve_policy(name: str, settings: Settings) -> Any:
         return _baseline(key.lower(), settings)
     if not key or "/" in key or key.startswith("."):
         raise UsageError(f"--policy {name!r}: expected one of {', '.join(BASELINES)} or a train run id")
-    run_dir = Path(settings.paths.runs_dir) / key
-    if not run_dir.is_dir():
-        raise UsageError(f"--policy {name!r}: not a baseline ({', '.join(BASELINES)}) and no train run "
-                         f"folder {run_dir}")
+    run_dir = model_folder(Path(settings.paths.runs_dir) / key, name)
     manifest = check_model_run(run_dir, settings)
+    _trained_trade_band(run_dir, manifest, settings)
     from coin_cli.agents.sb3 import SB3Policy
 
     policy = SB3Policy.load(run_dir)
@@ -81,6 +82,33 @@ def check_model_run(run_dir: Path, settings: Settings) -> dict[str, Any]:
                                "pass --allow-unpromoted to trade it anyway")
         log.warning("%s: trading an unpromoted model (status %r) because of --allow-unpromoted", run_dir, status)
     return manifest
+
+
+def model_folder(run_dir: Path, name: str) -> Path:
+    """The folder holding the model `--policy name` means: the run folder itself, or for a sweep
+    its best trial's folder."""
+    if not run_dir.is_dir():
+        raise UsageError(f"--policy {name!r}: not a baseline ({', '.join(BASELINES)}) and no train run "
+                         f"folder {run_dir}")
+    if not (run_dir / SWEEP_FILE).is_file():
+        return run_dir
+    sweep = read_run_json(run_dir / SWEEP_FILE)
+    best = sweep.get("best_folder")
+    if not isinstance(best, str) or not best or not (run_dir / best).is_dir():
+        raise BlockedError(f"{run_dir}: the sweep has no evaluated best trial (status "
+                           f"{sweep.get('status') or 'unknown'!r}); nothing to trade")
+    return run_dir / best
+
+
+def _trained_trade_band(run_dir: Path, manifest: dict[str, Any], settings: Settings) -> None:
+    """A model trades with the no-trade band it was trained and evaluated with (env.trade_band is
+    part of the execution model the runtime builds after this, and so of the ledger identity)."""
+    band = (manifest.get("env") or {}).get("trade_band")
+    if band is None or float(band) == settings.env.trade_band:
+        return
+    log.warning("%s: trading with env.trade_band %g, the band the model was trained with (the settings "
+                "say %g)", run_dir, float(band), settings.env.trade_band)
+    settings.env.trade_band = float(band)
 
 
 def _symbol_warnings(run_dir: Path, manifest: dict[str, Any], settings: Settings) -> list[str]:
@@ -128,9 +156,12 @@ def policy_identity(name: str, settings: Settings) -> str:
 
     from coin_cli.agents.sb3 import POLICY_FILE
 
-    path = Path(settings.paths.runs_dir) / key / POLICY_FILE
+    run_dir = Path(settings.paths.runs_dir) / key
+    folder = model_folder(run_dir, name) if run_dir.is_dir() else run_dir
+    path = folder / POLICY_FILE
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise DataError(f"{path}: cannot read the model ({exc.strerror})") from None
-    return f"{key} (model sha256 {digest[:16]})"
+    trial = f" best trial {folder.name}" if folder != run_dir else ""
+    return f"{key}{trial} (model sha256 {digest[:16]})"

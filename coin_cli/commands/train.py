@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,11 +22,35 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="train.seed"),
     folds: int | None = typer.Option(None, "--folds", help="train.folds (walk-forward, expanding window)"),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="train.tensorboard: logs in the run folder"),
-    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted train run (its run_id).",
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted train run or sweep (its run_id).",
                                       autocompletion=complete_train_run),
+    sweep: Path | None = typer.Option(None, "--sweep", help="Search-space YAML: run a Ray Tune sweep of train runs "
+                                      "(needs the [sweep] extra; see examples/sweeps/)."),
+    trials: int | None = typer.Option(None, "--trials",
+                                      help="sweep: number of trials (default: the space file's, or 4)"),
+    max_concurrent: int | None = typer.Option(None, "--max-concurrent",
+                                              help="sweep: trials at once (local Ray: its CPUs; default 1)"),
+    ray_address: str | None = typer.Option(None, "--ray-address",
+                                           help="sweep: join this Ray cluster (ray start --head)"),
+    storage: str | None = typer.Option(None, "--storage",
+                                       help="sweep: Ray Tune storage, a shared path or URI (default: the run folder)"),
     json_mode: bool = JSON_OPTION,
 ) -> None:
     app_ctx = app_context(ctx)
+    sweep_flags = {"--trials": trials, "--max-concurrent": max_concurrent, "--ray-address": ray_address,
+                   "--storage": storage}
+    if sweep is not None or (resume is not None and _is_sweep(app_ctx, resume)):
+        if probe:
+            from coin_cli.errors import UsageError
+
+            raise UsageError("--probe cannot be combined with --sweep")
+        _sweep(app_ctx, sweep, resume, sweep_flags, symbol, interval, json_mode)
+        return
+    given_sweep = [flag for flag, value in sweep_flags.items() if value is not None]
+    if given_sweep:
+        from coin_cli.errors import UsageError
+
+        raise UsageError(f"{', '.join(given_sweep)}: only with --sweep SPACE.yaml")
     training = {"--algo": algo, "--timesteps": timesteps, "--n-envs": n_envs, "--seed": seed, "--folds": folds,
                 "--tensorboard": tensorboard or None, "--resume": resume}
     if probe:
@@ -95,3 +121,79 @@ def _probe(app_ctx: Any, symbol: str | None, interval: str | None, json_mode: bo
     render.emit(summary, json_mode=json_mode, tables=tables, run_id=run.run_id)
     if summary["status"] != "ready":
         raise typer.Exit(5)
+
+
+def _is_sweep(app_ctx: Any, run_id: str) -> bool:
+    from coin_cli.sweep.service import SWEEP_FILE
+
+    runs_dir = app_ctx.settings().paths.runs_dir
+    return "/" not in run_id and (Path(runs_dir) / run_id / SWEEP_FILE).is_file()
+
+
+def _sweep(app_ctx: Any, space_file: Path | None, resume: str | None, flags: dict[str, Any], symbol: str | None,
+           interval: str | None, json_mode: bool) -> None:
+    """Exit 0 when the sweep finished (the best trial promoted or not: the verdict is in the table,
+    --json `status` and sweep.json); Ctrl-C keeps the finished trials, exit 130, --resume SWEEP_ID."""
+    from coin_cli import render
+    from coin_cli.sweep.service import SweepRequest, prepare, run_sweep, table_rows
+
+    settings = app_ctx.settings(data__symbol=(symbol, "--symbol"), data__interval=(interval, "--interval"))
+    request = SweepRequest(space_file, flags["--trials"], flags["--max-concurrent"], flags["--ray-address"],
+                           flags["--storage"], resume)
+    settings, space, request = prepare(settings, request)
+    with app_ctx.open_run(settings, "train", json_mode) as run, _trial_progress(request.trials) as on_event:
+        summary = run_sweep(settings, space, request, run, on_event=on_event)
+    columns, rows = table_rows(summary["trials"])
+    best = summary.get("best") or {}
+    kv = {
+        "status": summary["status"],
+        "trials (tried / requested)": f"{summary['trials_tried']} / {summary['trials_requested']}",
+        "ranked on": "validation Sharpe after costs (test unseen by the selection)",
+        "best trial": f"{summary['best_trial']} ({summary['best_folder']})" if summary["best_trial"] else "-",
+        "best: val Sharpe": best.get("val_sharpe"),
+        "best: test Sharpe vs best baseline": (f"{best['test_sharpe']:.3f} vs {best['test_sharpe_best_baseline']:.3f} "
+                                               f"({best['test_best_baseline']})") if best else "-",
+        "ray": f"{summary['ray']['address']}, {request.max_concurrent} concurrent",
+        "seconds": summary["duration_s"],
+    }
+    for i, reason in enumerate(summary["reasons"], 1):
+        kv[f"not promoted ({i})"] = reason
+    tables = [render.kv_table("sweep", kv), render.rows_table("trials (best validation Sharpe first)", columns, rows)]
+    render.emit(summary, json_mode=json_mode, tables=tables, run_id=run.run_id)
+
+
+@contextmanager
+def _trial_progress(total: int) -> Any:
+    """Trial events: a live table of the trials on a terminal (stderr), else one plain line per
+    finished, stopped or failed trial."""
+    from coin_cli import render
+
+    console = render.err()
+    trials: dict[str, dict[str, Any]] = {}
+
+    def table() -> Any:
+        rows = [[tid, e["status"], e.get("val_sharpe"),
+                 ", ".join(f"{k}={render.fmt(v)}" for k, v in e["params"].items())] for tid, e in trials.items()]
+        done = sum(e["status"] in ("finished", "stopped", "error") for e in trials.values())
+        return render.rows_table(f"sweep: {done}/{total} trials done", ["trial", "status", "best val Sharpe",
+                                                                         "params"], rows)
+
+    if not console.is_terminal:
+        def line(event: dict[str, Any]) -> None:
+            before = trials.get(event["trial_id"], {}).get("status")
+            trials[event["trial_id"]] = event
+            if event["status"] in ("finished", "stopped", "error") and before != event["status"]:
+                params = ", ".join(f"{k}={render.fmt(v)}" for k, v in event["params"].items())
+                render.info(f"trial {event['trial_id']} {event['status']}: val Sharpe "
+                            f"{render.fmt(event.get('val_sharpe'))} ({params})")
+
+        yield line
+        return
+    from rich.live import Live
+
+    with Live(table(), console=console, auto_refresh=False, transient=True) as live:
+        def update(event: dict[str, Any]) -> None:
+            trials[event["trial_id"]] = event
+            live.update(table(), refresh=True)
+
+        yield update
