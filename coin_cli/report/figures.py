@@ -104,7 +104,11 @@ def trade_figures(series: TradeSeries, summary: dict[str, Any], interval_ms: int
     returns = pm.bar_returns(equity)
     n = int(equity.size)
     total = float(equity[-1] / equity[0] - 1.0) if n >= 2 and equity[0] > 0 else 0.0
-    annual = -1.0 if total <= -1.0 else (float((1.0 + total) ** (ppy / returns.size) - 1.0) if returns.size else 0.0)
+    try:
+        annual = (-1.0 if total <= -1.0 else
+                  float((1.0 + total) ** (ppy / returns.size) - 1.0) if returns.size else 0.0)
+    except OverflowError:  # a few 1s bars compounded over a year: no meaningful figure
+        annual = None
     dd = drawdown(equity)
     trough = int(np.argmax(dd)) if n else 0
     peak = int(np.argmax(equity[: trough + 1])) if n else 0
