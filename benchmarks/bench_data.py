@@ -10,6 +10,15 @@ measured in the same run (the bare library call the step is built on), after one
 call. Peak memory is a fresh child process's RSS high-water mark (VmHWM), which includes the
 interpreter and the imported libraries (~120 MB). The machine is shared (2 cores, other jobs
 running): expect noise.
+
+    .venv/bin/python -m benchmarks --only data   # against python-binance and bare pyarrow
+
+What moved the figures while building: lz4 instead of zstd parquet (read 0.54 s -> 0.07-0.12 s;
+files 47 -> 63 MB); writable column copies without block consolidation; streaming the CSV/zip
+member into pyarrow in 4 MB blocks (import peak ~735 -> ~370-430 MB); merging column by column and
+skipping a merge that changes nothing (re-import ~770 -> ~490 MB); grouping download pages once a
+store rewrite costs more than a quarter of the fetch time (100k download 6.1 s -> 2-2.5 s; writing
+every page made it quadratic).
 """
 
 from __future__ import annotations
@@ -25,11 +34,33 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+NAME = "data"
+TITLE = "6. Data: download, import, validate, read"
+ORDER = 60
 MINUTE = 60_000
+# The peer of `coin data download`: python-binance's own paging helper against the same fake, in a
+# fresh process. It sleeps 1 s after every third page by design ("to be kind to the API"); with
+# --no-sleep that pause is patched out in this child so the transfer itself is compared.
+BINANCE_PEER = """
+import sys, time
+from binance.client import Client
+if "--no-sleep" in sys.argv:
+    time.sleep = lambda seconds: None
+Local = type("Local", (Client,), {"API_URL": sys.argv[1]})
+rows = Local(ping=False).get_historical_klines("BTCUSDT", "1m", int(sys.argv[2]))
+assert len(rows) >= 100_000, len(rows)
+"""
+PYARROW_PEER = """
+import sys, zipfile, pyarrow.csv as pacsv
+with zipfile.ZipFile(sys.argv[1]) as zf, zf.open(zf.namelist()[0]) as fh:
+    table = pacsv.read_csv(fh, read_options=pacsv.ReadOptions(autogenerate_column_names=True))
+assert table.num_rows == 44_640
+"""
 JAN_2025_MS = 1_735_689_600_000
 
 
@@ -193,6 +224,100 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    return time.perf_counter() - started
+
+
+def _coin_env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COIN_", "BINANCE_", "TELEGRAM_"))}
+    env.update(extra)
+    return env
+
+
+def run_benchmark(ctx: Any) -> list[Any]:
+    from tests.fakes.binance import FakeBinanceProcess
+
+    coin = [sys.executable, "-m", "coin_cli"]
+    cmd = "python -m benchmarks --only data  (coin alone: .venv/bin/python benchmarks/bench_data.py)"
+    counter = iter(range(10_000))
+    figs = []
+    now = int(time.time() * 1000)
+    start = now - now % MINUTE - 100_000 * MINUTE
+    with FakeBinanceProcess("--series", f"BTCUSDT:1m:{start}") as fake:
+        env = _coin_env(COIN_BINANCE__API_URL=fake.api_url)
+
+        def coin_download() -> float:
+            root = ctx.tmp / f"dl-{next(counter)}"
+            return _wall([*coin, "--data-dir", str(root / "data"), "--runs-dir", str(root / "runs"), "data",
+                          "download", "--symbol", "BTCUSDT", "--interval", "1m", "--start", str(start)], env)
+
+        def peer(*flags: str) -> float:
+            return _wall([sys.executable, "-c", BINANCE_PEER, fake.api_url, str(start), *flags])
+
+        rounds = ctx.rounds({"coin": coin_download, "peer": lambda: peer("--no-sleep")}, repeats=ctx.repeats(3, 3),
+                            warmup=not ctx.quick)
+        label = "`coin data download`, 100,000 1m candles from the loopback fake (whole command, stored)"
+        figs.append(ctx.figure(label, rounds, "coin", peer="python-binance get_historical_klines, its 1 s "
+                               "pauses patched out (fetched, not stored)", peer_key="peer", command=cmd,
+                               note="the fake Binance runs on the same 2 cores"))
+        if not ctx.quick:
+            sleeping = ctx.rounds({"coin": coin_download, "peer": peer}, repeats=1, warmup=False)
+            figs.append(ctx.figure(label, sleeping, "coin", peer="python-binance get_historical_klines as shipped "
+                                   "(sleeps 1 s every 3 pages)", peer_key="peer", command=cmd, note="one round"))
+
+    load0 = __import__("os").getloadavg()[0]
+    service = bench_download(ctx.tmp, ctx.repeats(3, 1))
+    figs.append(ctx.figure("download 100,000 candles in-process (the service, as issue 3 measured it)", None,
+                           value=service["seconds"], peer="the same 101 pages via bare aiohttp, not stored",
+                           peer_value=service["reference"], goal=("<", 5.0), command=cmd))
+    figs[-1].load = (load0, __import__("os").getloadavg()[0])
+    path = archive_zip(ctx.tmp, 44_640, "BTCUSDT-1m-2025-01")
+
+    def coin_import() -> float:
+        root = ctx.tmp / f"im-{next(counter)}"
+        return _wall([*coin, "--data-dir", str(root / "data"), "--runs-dir", str(root / "runs"), "data", "import",
+                      str(path), "--symbol", "BTCUSDT", "--interval", "1m"], _coin_env())
+
+    rounds = ctx.rounds({"coin": coin_import, "peer": lambda: _wall([sys.executable, "-c", PYARROW_PEER, str(path)])},
+                        repeats=ctx.repeats(5, 3))
+    figs.append(ctx.figure("`coin data import` of a month archive (44,640 1m rows, zip), whole command", rounds,
+                           "coin", peer="bare pyarrow CSV read of the zip, whole process", peer_key="peer",
+                           command=cmd))
+    load0 = __import__("os").getloadavg()[0]
+    month = bench_import_month(ctx.tmp, ctx.repeats(5, 3))
+    figs.append(ctx.figure("import + validate of that archive, in-process (the service)", None,
+                           value=month["seconds"], peer="pyarrow.csv parse of the CSV", peer_value=month["reference"],
+                           goal=("<", 0.3), command=cmd))
+    million = bench_million(ctx.tmp, ctx.repeats(5, 3))
+    figs.append(ctx.figure("validate 1,000,000 rows", None, value=million["validate"]["seconds"],
+                           peer="one numpy pass over every column", peer_value=million["validate"]["reference"],
+                           goal=("<", 0.5), command=cmd))
+    figs.append(ctx.figure("store read 1,000,000 rows", None, value=million["read"]["seconds"],
+                           peer="pq.read_table().to_pandas()", peer_value=million["read"]["reference"],
+                           goal=("<", 0.2), command=cmd, note=f"parquet (lz4) {million['file_mb']['seconds']:.1f} MB"))
+    if ctx.quick:
+        figs.append(ctx.figure("peak RSS of 1,000,000-row import / re-import / read + validate", None,
+                               command=cmd, note="not measured in --quick (goal < 600 MB each)"))
+    else:
+        archive_zip(ctx.tmp, 1_000_000, "BTCUSDT-1m-million")
+        labels = {"import": "peak RSS, import 1,000,000 rows (archive zip) into an empty store",
+                  "reimport": "peak RSS, re-import them into that store (merge 1M + 1M)",
+                  "validate": "peak RSS, read + validate 1,000,000 rows"}
+        for mode, label in labels.items():
+            figs.append(ctx.figure(label, None, value=peak_memory(mode, ctx.tmp), unit="MB", goal=("<", 600.0),
+                                   command=cmd, note="VmHWM of a fresh process, ~120 MB of it interpreter + libraries"))
+    for fig in figs[-6:]:
+        if fig.load is None or fig.repeats == 0:
+            fig.load = (load0, __import__("os").getloadavg()[0])
+    return figs
 
 
 def main() -> None:

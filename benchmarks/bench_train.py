@@ -10,17 +10,24 @@ single-observation latency of the numpy policy vs SB3's `predict`.
 - steps/s: `model.learn(steps)` wall time, median of repeats; 2 envs use SubprocVecEnv.
 - inference: per-observation latency over real env observations, p50 / p99 of 20,000 calls (median of repeats),
   numpy (SB3Policy.act: VecNormalize + MLP + weight) vs SB3 `predict(deterministic=True)`.
+
+    .venv/bin/python -m benchmarks --only train   # PPO on TradingEnv vs PPO on gym-anytrading
+
+PPO's time is the torch update (10 epochs of minibatch SGD) and the policy forward in collection;
+the env is a rounding error (~1-2%), so a second env process adds little on 2 shared cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +37,10 @@ from coin_cli.config import load_settings
 from coin_cli.data.bootstrap import generate_candles
 from coin_cli.pipelines import train_env
 from coin_cli.pipelines.splits import Span
+
+NAME = "train"
+TITLE = "4. Training: SB3 PPO on TradingEnv vs on gym-anytrading"
+ORDER = 40
 
 
 class StepTimer:
@@ -151,6 +162,71 @@ def inference(settings, dataset, calls: int, repeats: int) -> dict[str, float]:
         result["sb3_p99_us"].append(pct(sb3_lat, 99))
     venv.close()
     return {key: statistics.median(values) for key, values in result.items()}
+
+
+def _ppo_rate(make: Any, steps: int) -> float:
+    model, venv = make()
+    started = time.perf_counter()
+    model.learn(steps)
+    rate = steps / (time.perf_counter() - started)
+    venv.close()
+    return rate
+
+
+def _anytrading_ppo(frame: Any, steps: int) -> Any:
+    """PPO with coin's PPO hyperparameters for this budget on stocks-v0 (window 16) over the same bars."""
+    import gym_anytrading  # noqa: F401
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from coin_cli.agents.sb3 import hyperparameters
+
+    df = frame.rename(columns={"open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume"})
+    venv = DummyVecEnv([lambda: gym.make("stocks-v0", df=df, window_size=16, frame_bound=(16, len(df)))])
+    model = PPO("MlpPolicy", venv, seed=7, device="cpu", verbose=0, **hyperparameters("ppo", steps, 1))
+    return model, venv
+
+
+def run_benchmark(ctx: Any) -> list[Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    steps = ctx.size(8192, 2048)
+    settings = load_settings(None, env={})
+    frame = generate_candles(5000, "1h", 7)
+    dataset = train_env.prepare_dataset(settings, frame)
+    cmd = "python -m benchmarks --only train  (coin alone: .venv/bin/python benchmarks/bench_train.py)"
+    contenders = {"coin": lambda: _ppo_rate(lambda: build(settings, dataset, 1, steps), steps)}
+    reason = None
+    try:
+        _anytrading_ppo(frame, steps)[1].close()
+        contenders["anytrading"] = lambda: _ppo_rate(lambda: _anytrading_ppo(frame, steps), steps)
+    except ImportError as exc:
+        reason = f"gym-anytrading not installed ({exc})"
+    rounds = ctx.rounds(contenders, repeats=ctx.repeats(3, 3), warmup=not ctx.quick)
+    label = f"PPO steps/s, 1 env, {steps:,} steps (torch 1 thread)"
+    figs = []
+    if reason:
+        figs.append(ctx.unavailable(label, "PPO on gym-anytrading stocks-v0", reason, cmd))
+    else:
+        figs.append(ctx.figure(label, rounds, "coin", unit="/s", higher_is_better=True,
+                               peer="PPO on gym-anytrading stocks-v0", peer_key="anytrading", command=cmd,
+                               note="same PPO hyperparameters; coin's obs 146 floats + VecNormalize, "
+                                    "anytrading's 16x2"))
+    load0 = os.getloadavg()[0]
+    share = env_share(settings, dataset, steps)
+    figs.append(ctx.figure("env share of PPO wall time (perf_counter around every step/reset)", None,
+                           value=share["timed_share"] * 100, unit="%", goal=("<=", 10.0), command=cmd,
+                           note=f"{share['profiled_share'] * 100:.1f}% under cProfile"))
+    lat = inference(settings, dataset, ctx.size(20_000, 5_000), ctx.repeats(3, 1))
+    figs.append(ctx.figure("numpy policy inference per observation (SB3Policy.act), p99", None,
+                           value=lat["numpy_p99_us"], unit="us", goal=("<=", 50.0), peer="SB3 predict p99",
+                           peer_value=lat["sb3_p99_us"], command=cmd,
+                           note=f"p50 {lat['numpy_p50_us']:.1f} µs vs predict {lat['sb3_p50_us']:.0f} µs"))
+    for fig in figs[-2:]:
+        fig.load = (load0, os.getloadavg()[0])
+    return figs
 
 
 def main() -> None:
