@@ -105,12 +105,12 @@ class LiveSession:
                 event = UserStreamEvent("stream_up" if event.up else "stream_down", {"detail": event.detail})
             await queue.put(event)
 
-    async def drain(self, rt: Runtime, queue: asyncio.Queue[Any], timeout: float = 15.0) -> None:
+    async def drain(self, rt: Runtime, queue: asyncio.Queue[Any], timeout: float | None = None) -> None:
         """At a stop: book the answers to orders still in flight (candles meanwhile are left to the
-        next start's gap fill). An order still unresolved after `timeout` stays open in the ledger
-        and is queried at the next start."""
+        next start's gap fill). An order still unresolved after `timeout` (3 x binance.timeout) stays
+        open in the ledger and is queried at the next start."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + (3 * self.settings.binance.timeout if timeout is None else timeout)
         while self.broker.busy and loop.time() < deadline:
             try:
                 event = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
@@ -139,6 +139,13 @@ class LiveSession:
                 await asyncio.wait_for(self.user_ws.close(), 3.0)
         if self.rest is not None:
             await self.rest.close()
+
+    def stats(self) -> dict[str, Any]:
+        broker, trading = self.broker, self.trading
+        return {"orders_sent": broker.submitted, "orders_unknown": broker.unknown,
+                "orders_open": sorted(broker.open), "reconciles": self.reconciles,
+                "user_stream_subscriptions": self.user_ws.subscriptions if self.user_ws is not None else 0,
+                "clock_resyncs": trading.clock_resyncs if trading is not None else 0}
 
     # ---- events the loop hands over ----------------------------------------------------------------
     def handle(self, rt: Runtime, event: Any) -> None:

@@ -171,6 +171,7 @@ def summarise(rt: Runtime, elapsed: float) -> dict[str, Any]:
                  if stopped else None),
         "data_generated": bool(rt.data_info.get("generated")),
         "warnings": list(getattr(rt.parts.policy, "warnings", None) or []),
+        **(rt.live.stats() if rt.live is not None else {}),
     }
 
 

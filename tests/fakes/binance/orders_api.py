@@ -126,6 +126,7 @@ CONTROL_ACTIONS.update({
     "account": _control_account,
     "price": lambda fake, b: fake.orders.set_price(b["symbol"], b.get("price")),
     "liquidity": lambda fake, b: fake.orders.set_liquidity(b["symbol"], b.get("quantity")),
+    "fills_per_order": lambda fake, b: setattr(fake.orders, "fills_per_order", int(b["n"])),
     "fail_after_placing": lambda fake, b: fake.orders.fail_after_placing(int(b.get("n", 1)), int(b.get("status", 500)),
                                                                          int(b.get("code", -1000))),
     "place_by_hand": lambda fake, b: fake.orders.place(get_account(fake), {**b, "newClientOrderId":

@@ -42,12 +42,15 @@ class WsApi:
         self.sessions: list[Session] = []
         self.connects = 0
         self.sent_events: list[dict[str, Any]] = []    # every event broadcast (unwrapped), in order
+        self.muted = False                              # True: events are logged but not sent
         self.requests: list[dict[str, Any]] = []       # every request frame received
         self._ids = itertools.count(1)
 
     # ---- events ---------------------------------------------------------------------------------
     def broadcast(self, event: dict[str, Any]) -> None:
         self.sent_events.append(event)
+        if self.muted:  # a stalled stream: the socket stays up, the events are lost
+            return
         for session in list(self.sessions):
             for sid in session.subscriptions:
                 session.queue.put_nowait(dumps({"subscriptionId": sid, "event": event}))
@@ -198,5 +201,6 @@ CONTROL_ACTIONS.update({
     "list_status": lambda fake, b: fake.ws_api.list_status(b["symbol"]),
     "balance_update": lambda fake, b: fake.ws_api.balance_update(b["asset"], b["delta"]),
     "user_events": lambda fake, b: list(fake.ws_api.sent_events),
+    "ws_api_mute": lambda fake, b: setattr(fake.ws_api, "muted", bool(b.get("muted", True))),
 })
 MODULES["ws_api"] = install
