@@ -143,9 +143,10 @@ class StateStore:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL survives a killed process (the crash model we test); FULL also survives power
-            # loss and is what a venue with real orders gets.
-            conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+            # NORMAL (WAL) survives a killed process, the crash model we test. A venue's intents are
+            # committed with FULL (record_intent): they alone must survive power loss, because
+            # everything after them (answers, fills, bars) can be asked of the exchange again.
+            conn.execute("PRAGMA synchronous=NORMAL")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if app_id == 0 and not tables:
@@ -258,14 +259,18 @@ class StateStore:
         row = [seq, client_order_id, self.identity.symbol, decision_bar, exec_bar, leg, qty, target, ref_price,
                reason, INTENT, None, 0.0, None, None]
         if self.durable:
+            conn = self._conn
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute(_INSERT_ORDER, row)
-                self._conn.execute("COMMIT")
+                conn.execute("PRAGMA synchronous=FULL")   # on disk (fsync) before the request leaves
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(_INSERT_ORDER, row)
+                conn.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise DataError(f"{self.path}: client order id {client_order_id} is already in the ledger; "
                                 "refusing to submit it twice") from None
+            finally:
+                conn.execute("PRAGMA synchronous=NORMAL")
             self.commits += 1
             return
         if client_order_id in self._order_index:

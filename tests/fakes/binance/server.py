@@ -172,7 +172,7 @@ class FakeBinance(Listening):
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
         now = self.server_time_ms()
         entry = {"method": request.method, "path": request.path, "params": params, "server_time_ms": now,
-                 "status": 200}
+                 "status": 200, "wall_ns": time.time_ns()}   # arrival, wall clock (latency figures across processes)
         with self._lock:
             self.requests.append(entry)
         endpoint = self.endpoints.get((request.method, request.path))
