@@ -216,3 +216,18 @@ def test_a_hand_placed_order_is_reported_and_halts_beyond_the_tolerance(workdir:
     assert "web_limit" in found and "not adopted" in found
     assert "balances differ from the ledger: BTC exchange" in found
     assert "(+0.19980000)" in found                                   # 0.2 less its 0.1% commission in BTC
+
+
+def test_a_rejected_order_is_an_alert_with_the_reason_and_never_retried(workdir: Path,
+                                                                      fake: FakeBinanceProcess) -> None:
+    fake.control("fail", path="/api/v3/order", status=400, code=-2010,
+                 msg="Account has insufficient balance for requested action.")
+    summary = _live(workdir, fake, "--max-bars", "5")
+    orders = _assert_ledger_is_the_exchange(workdir / summary["state_file"], fake)
+    first = orders[0]
+    assert first["status"] == "REJECTED" and "insufficient balance" in first["status_detail"]
+    assert "-2010" in first["status_detail"] and summary["orders_rejected"] == 1
+    posts = [r["params"]["newClientOrderId"] for r in fake.control("requests")
+             if r["path"] == "/api/v3/order" and r["method"] == "POST"]
+    assert posts.count(first["client_order_id"]) == 1                 # refused: not sent again
+    assert summary["performance"]["alerts_raised"].get("ORDER_REJECTED") == 1, summary["performance"]
