@@ -131,7 +131,8 @@ def complete_on_test(settings: Settings, trial_dir: Path, candles: Any, data: di
     folder = RunFolder(trial_dir)
     result = _finish(settings, folder, dataset, folds, fold_traces, curve)
     previous = _read_manifest(trial_dir)
-    result.update(data=data, duration_s=previous.get("duration_s"), resumed_from=None)
+    result.update(data={**previous.get("data", {}), **data, "candles_sha256": dataset.candles_sha256},
+                  duration_s=previous.get("duration_s"), resumed_from=None)
     manifest = _train_manifest(settings, folder, folds, result)  # type: ignore[arg-type]
     manifest["promotion"]["trials_tried"] = trials_tried
     manifest["trials_tried"] = trials_tried

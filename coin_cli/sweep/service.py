@@ -137,7 +137,7 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
                       round(time.perf_counter() - started, 1))
     if interrupted:
         done = sum(r["status"] in ("finished", "stopped") for r in rows)
-        raise KeyboardInterrupt(f"interrupted: {done} finished trials kept; continue with "
+        raise KeyboardInterrupt(f"{done} finished trials kept; continue with "
                                 f"coin train --sweep {space.path} --resume {run.run_id}")
     return summary
 
