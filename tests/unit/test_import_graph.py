@@ -54,3 +54,33 @@ def test_nothing_under_coin_cli_imports_the_app_or_the_entry_point() -> None:
         if bad:
             offenders.append(f"{name} imports {', '.join(sorted(bad))}")
     assert offenders == []
+
+
+# Ray Tune and Optuna are the optional [sweep] extra: only coin_cli/sweep/ may import them (inside
+# functions), so every other command works without the extra and never pays for the import.
+SWEEP_ONLY = ("ray", "optuna")
+
+
+def test_only_the_sweep_package_imports_ray_or_optuna() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = _module_name(path)
+        if name.startswith("coin_cli.sweep"):
+            continue
+        bad = {m for m in imported_modules(path) if m.split(".")[0] in SWEEP_ONLY}
+        if bad:
+            offenders.append(f"{name} imports {', '.join(sorted(bad))}")
+    assert offenders == []
+    sweep_modules = {m for path in (PACKAGE / "sweep").rglob("*.py") for m in imported_modules(path)}
+    assert {"ray.tune", "optuna"} <= {m for m in sweep_modules if m.split(".")[0] in SWEEP_ONLY}
+
+
+def test_the_sweep_package_imports_ray_only_inside_functions() -> None:
+    import ast
+
+    for path in sorted((PACKAGE / "sweep").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in SWEEP_ONLY for n in names), f"{path.name}: {names}"
