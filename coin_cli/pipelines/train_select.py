@@ -13,6 +13,7 @@ across trials that search `env.reward`).
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ def complete_on_test(settings: Settings, trial_dir: Path, candles: Any, data: di
     from coin_cli.pipelines.train_rl import TIMES, _finish, _load_traces, _save_traces, _train_manifest
 
     t = settings.train
+    started = time.perf_counter()
     dataset = train_env.prepare_dataset(settings, candles)
     folds = walk_forward(len(candles), dataset.first_valid, val_fraction=t.val_fraction,
                          test_fraction=t.test_fraction, embargo=t.embargo_bars, folds=t.folds,
@@ -138,6 +140,7 @@ def complete_on_test(settings: Settings, trial_dir: Path, candles: Any, data: di
     manifest["trials_tried"] = trials_tried
     manifest["selection"] = (f"best of {trials_tried} trials by validation Sharpe (optimistic on validation); "
                              "test was seen by no selection step")
+    manifest["test_evaluation_s"] = round(time.perf_counter() - started, 2)
     folder.write_json(sb3_agents.TRAIN_MANIFEST, manifest)
     return manifest
 
