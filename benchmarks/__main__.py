@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only NAME...] [--results PATH] [--json PATH] [--list]`
+"""`python -m benchmarks [--quick] [--only NAME...] [--results PATH] [--json PATH] [--studies DIR] [--list]`
 
 Runs every benchmark section one after another (never in parallel), prints the rich table and
 rewrites benchmarks/RESULTS.md (or --results PATH). How a module joins: benchmarks/runner.py.
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.results import print_table, write_results  # noqa: E402
+from benchmarks.results import STUDIES, print_table, write_results  # noqa: E402
 from benchmarks.runner import Context, discover, run_suite  # noqa: E402
 
 
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md",
                         help="where to write the markdown (default benchmarks/RESULTS.md)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure as JSON here")
+    parser.add_argument("--studies", type=Path, default=STUDIES,
+                        help="folder of recorded studies (*.md) copied into the results (default benchmarks/studies)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     args = parser.parse_args(argv)
     suites = discover()
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {len(rows)} figures in {seconds:.0f} s", file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
     print_table(figures)
-    write_results(args.results, figures, quick=args.quick, argv=argv, wall_s=wall, timings=timings)
+    write_results(args.results, figures, quick=args.quick, argv=argv, wall_s=wall, timings=timings,
+                  studies_dir=args.studies)
     if args.json:
         args.json.write_text(json.dumps({"quick": args.quick, "wall_s": wall, "timings": timings,
                                          "figures": [f.to_dict() for f in figures]}, indent=1))

@@ -96,12 +96,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def studies() -> list[Path]:
-    return sorted(p for p in STUDIES.glob("*.md") if p.name.lower() != "readme.md") if STUDIES.exists() else []
+def studies(folder: Path = STUDIES) -> list[Path]:
+    return sorted(p for p in folder.glob("*.md") if p.name.lower() != "readme.md") if folder.is_dir() else []
 
 
 def write_results(path: Path, figures: list[Figure], *, quick: bool, argv: list[str], wall_s: float,
-                  timings: dict[str, float]) -> None:
+                  timings: dict[str, float], studies_dir: Path = STUDIES) -> None:
     info, vers = machine(), versions()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# Benchmark results", "",
@@ -121,7 +121,11 @@ def write_results(path: Path, figures: list[Figure], *, quick: bool, argv: list[
               "one section). **speed ratio** = how many times faster (or better) coin is than the peer "
               "(peer time / coin time, or coin rate / peer rate; median of the per-round ratios); below 1 the "
               "peer is faster.", ""]
-    goals = [f for f in figures if f.goal]
+    goals, seen = [], set()
+    for f in figures:
+        if f.goal and (f.section, f.name, f.goal) not in seen:
+            seen.add((f.section, f.name, f.goal))
+            goals.append(f)
     met = sum(1 for f in goals if f.met)
     lines += ["## Goals", "", f"Every goal set by an earlier issue, with this run's figure: {met} of {len(goals)} met.",
               "", "| section | figure | measured | goal | verdict |", "|---|---|---|---|---|"]
@@ -143,7 +147,7 @@ def write_results(path: Path, figures: list[Figure], *, quick: bool, argv: list[
         commands = sorted({f.command for f in rows if f.command})
         if commands:
             lines += ["", "Reproduce: " + "; ".join(f"`{c}`" for c in commands)]
-    recorded = studies()
+    recorded = studies(studies_dir)
     if recorded:
         lines += ["", "# Recorded studies", "",
                   "Measurement studies too long for this run, copied unchanged from benchmarks/studies/ "
@@ -151,7 +155,7 @@ def write_results(path: Path, figures: list[Figure], *, quick: bool, argv: list[
                   "`python -m benchmarks`).", ""]
         for study in recorded:
             text = study.read_text().strip()
-            lines += [f"<!-- from benchmarks/studies/{study.name} -->", _demote(text), ""]
+            lines += [f"<!-- recorded study: {study.name} -->", _demote(text), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
 

@@ -35,7 +35,7 @@ def run_live(ctx: Context) -> list[Figure]:
                     f"p50 {ref['idle_p50']:.0f} / p99 {ref['idle_p99']:.0f} µs (CPU wake-up)"),
     ]
     load0 = ctx_load()
-    recs = [bench_live.recovery_once(ctx.size(100, 30)) for _ in range(recoveries)]
+    recs = [bench_live.recovery_once(100) for _ in range(recoveries)]
     seconds = statistics.median(r["seconds"] for r in recs)
     figs.append(Figure(ctx.section, f"recovery: reconnect -> last of {recs[0]['missed']} missed 1m bars processed",
                        seconds, "s", goal="< 2", met=seconds < 2, command=cmd, load=(load0, ctx_load()),
