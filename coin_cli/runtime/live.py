@@ -80,8 +80,13 @@ class LiveSession:
         self._spawn(self.user_ws.run(own))
         self._spawn(self._forward(own, queue))
         await self._wait_subscribed()
+        unfinished = [o["client_order_id"] for o in rt.parts.state.open_orders()]
+        self.broker.open.update(unfinished)   # nothing new is sent while one of them is unresolved
         report = await self.fetch(rt, "start")
         self.apply_report(rt, report)
+        for cid in unfinished:   # a query that failed at start goes on in the background
+            if cid in self.broker.open:
+                self.broker.resolve(cid)
 
     async def _wait_subscribed(self) -> None:
         from coin_cli.errors import ExchangeError
@@ -211,17 +216,21 @@ class LiveSession:
         report = ReconcileReport(reason)
         try:
             for order in state.open_orders():
-                update = await self.broker.query(order["client_order_id"])
+                update = await self.broker.query(order["client_order_id"], max_failures=3)
                 if update is not None:
                     update.source = "reconcile"
                     report.updates.append(update)
             last = state.last_trade_id()
+            resolved = {u.exchange_order_id for u in report.updates}   # their trades came with them
             if last is not None:
                 for trade in await self.trading.my_trades(symbol, from_id=last + 1):
+                    if int(trade["orderId"]) in resolved:
+                        continue
                     if state.order_by_exchange_id(int(trade["orderId"])) is None:
                         report.foreign_trades.append(trade)
-                    else:
+                    else:   # ours, missed (the stream was down): the order and all its trades
                         report.updates.append(await self._order_with_trades(trade))
+                        resolved.add(int(trade["orderId"]))
             known = {o["client_order_id"] for o in state.orders()}
             report.foreign_orders = [o for o in await self.trading.open_orders(symbol)
                                      if o.get("clientOrderId") not in known]

@@ -132,14 +132,15 @@ class BinanceBroker:
         if update is not None:
             self._put(update)
 
-    async def query(self, cid: str) -> OrderUpdate | None:
-        """The order by client id and, when it traded, its trades (GET /myTrades?orderId)."""
+    async def query(self, cid: str, max_failures: int | None = None) -> OrderUpdate | None:
+        """The order by client id and, when it traded, its trades (GET /myTrades?orderId). Queries
+        that fail are repeated with backoff; None after `max_failures` of them (None: forever)."""
         from coin_cli.errors import ExchangeError
 
         assert self.trading is not None
         missing = 0
         attempt = 0
-        while True:
+        while max_failures is None or attempt < max_failures:
             try:
                 answer = await self.trading.query_order(self.symbol, cid)
                 if answer is None:
@@ -157,6 +158,7 @@ class BinanceBroker:
                 log.warning("order %s: query failed (%s); trying again", cid, exc)
             await asyncio.sleep(min(self.query_backoff_cap, self.query_backoff * 2 ** attempt))
             attempt += 1
+        return None
 
     async def aclose(self) -> None:
         for task in list(self.tasks.values()):
