@@ -26,8 +26,13 @@ def anytrading(frame: Any) -> Any:
 
 
 def trading_env(frame: Any, features: Any, fee: float) -> Any:
+    import warnings
+
     try:
-        from gym_trading_env.environments import TradingEnv
+        # gym_trading_env's import runs warnings.filterwarnings("error") for the whole process
+        # (every later DeprecationWarning would raise); catch_warnings puts the filters back
+        with warnings.catch_warnings():
+            from gym_trading_env.environments import TradingEnv
     except ImportError as exc:
         return f"gym-trading-env not installed ({exc}); pip install -e '.[bench]'"
     import pandas as pd
