@@ -400,5 +400,12 @@ def _wake(queue: asyncio.Queue[MarketEvent]) -> None:
 
 
 def run_runtime(rt: Runtime, status: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Run the loop to the end of the source (or a stop) in a fresh event loop."""
-    asyncio.run(run_async(rt, status))
+    """Run the loop to the end of the source (or a stop) in a fresh event loop. Live mode's
+    python-binance sockets can ignore a cancel while reconnecting: their leftovers are abandoned
+    after a bounded wait instead of holding the exit."""
+    if rt.live is None:
+        asyncio.run(run_async(rt, status))
+        return
+    from coin_cli.integrations.binance.user_stream_service import run_bounded
+
+    run_bounded(run_async(rt, status))
