@@ -331,14 +331,20 @@ async def consume(rt: Runtime, queue: asyncio.Queue[MarketEvent],
     """Take events until the source ends, a stop is requested or --max-bars is reached.
     Commits whenever the queue runs dry (a live stream: after every bar) and at the end."""
     next_status = time.monotonic() + status_every
+    metrics = rt.parts.metrics
+    # the Prometheus textfile during the run too (rate-limited by the logger), not only at the end
+    watch = status is not None or metrics.prom_file is not None
     try:
         while not rt.done and not rt.stop_requested and rt.bars_run < rt.max_bars:
             if queue.empty() and rt.uncommitted:
                 rt.commit()
             event = await queue.get()
             process_market_event(rt, event)
-            if status is not None and time.monotonic() >= next_status:
-                status(rt.snapshot())
+            if watch and time.monotonic() >= next_status:
+                snap = rt.snapshot()
+                if status is not None:
+                    status(snap)
+                metrics.maybe_prometheus({**snap, "bars": rt.bars_run})
                 next_status = time.monotonic() + status_every
     finally:
         rt.commit_if_clean()

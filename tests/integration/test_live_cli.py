@@ -157,7 +157,7 @@ def test_a_5xx_after_placement_is_booked_from_the_user_stream(workdir: Path, fak
 def test_kill_9_mid_run_then_restart_equals_the_exchange(workdir: Path, fake: FakeBinanceProcess) -> None:
     fake.control("liquidity", symbol="BTCUSDT", quantity="0.1")      # an order on most bars
     cmd = [sys.executable, "-m", "coin_cli", "trade", "--symbol", "BTCUSDT", "--interval", "1s", "--mode", "live",
-           "--confirm-live", "--max-bars", "60"]
+           "--confirm-live", "--max-bars", "60", "--prom-file", "coin.prom"]
     proc = subprocess.Popen(cmd, cwd=workdir, env=clean_env(_env(fake)), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -170,6 +170,8 @@ def test_kill_9_mid_run_then_restart_equals_the_exchange(workdir: Path, fake: Fa
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    prom = (workdir / "coin.prom").read_text()                        # written during the run, not only at its end
+    assert 'mode="live"' in prom and "coin_equity" in prom
     again = _live(workdir, fake, "--max-bars", "3")
     orders = _assert_ledger_is_the_exchange(workdir / again["state_file"], fake)
     cids = [o["client_order_id"] for o in orders]
