@@ -115,3 +115,25 @@ def test_execution_report_of_a_cancel_names_the_original_order() -> None:
     (execution,) = from_execution_report(trade).executions
     assert (execution.trade_id, execution.qty, execution.price, execution.commission, execution.commission_asset) == \
         (9, -0.25, 20000.0, 5.0, "USDT")
+
+
+def test_broker_waits_retry_after_on_429_then_places_once() -> None:
+    async def scenario(fake: FakeBinance, trading: BinanceTradingClient) -> None:
+        filters = parse_symbol_info(await trading.rest.exchange_info_raw("BTCUSDT"))
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        broker = BinanceBroker("BTCUSDT", filters, rate_limit_wait_cap=5.0)
+        broker.attach(trading, queue)
+        fake.fail_next(path="/api/v3/order", status=429, retry_after=1)
+        started = asyncio.get_running_loop().time()
+        broker.submit(OrderIntent(1, "coin-BTCUSDT-9-0", 0, 1, 0, 0.01, 0.5, 20000.0, "ok"))
+        update: OrderUpdate = await asyncio.wait_for(queue.get(), 10)
+        assert update.status == "FILLED" and asyncio.get_running_loop().time() - started >= 1.0
+        posts = [r["status"] for r in fake.requests_to("/api/v3/order") if r["method"] == "POST"]
+        assert posts == [429, 200] and len(fake.orders.orders) == 1
+        # a wait beyond the cap: the decision is stale, the order is not sent again
+        fake.fail_next(path="/api/v3/order", status=418, retry_after=60)
+        broker.submit(OrderIntent(2, "coin-BTCUSDT-10-0", 0, 1, 0, 0.01, 0.5, 20000.0, "ok"))
+        late: OrderUpdate = await asyncio.wait_for(queue.get(), 10)
+        assert late.status == "REJECTED" and "418" in (late.detail or "") and len(fake.orders.orders) == 1
+
+    run(scenario)
