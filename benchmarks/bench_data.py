@@ -262,7 +262,7 @@ def run_benchmark(ctx: Any) -> list[Any]:
         def peer(*flags: str) -> float:
             return _wall([sys.executable, "-c", BINANCE_PEER, fake.api_url, str(start), *flags])
 
-        rounds = ctx.rounds({"coin": coin_download, "peer": lambda: peer("--no-sleep")}, repeats=ctx.repeats(3, 3),
+        rounds = ctx.rounds({"coin": coin_download, "peer": lambda: peer("--no-sleep")}, repeats=ctx.repeats(3, 1),
                             warmup=not ctx.quick)
         label = "`coin data download`, 100,000 1m candles from the loopback fake (whole command, stored)"
         figs.append(ctx.figure(label, rounds, "coin", peer="python-binance get_historical_klines, its 1 s "

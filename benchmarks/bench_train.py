@@ -204,7 +204,7 @@ def run_benchmark(ctx: Any) -> list[Any]:
         contenders["anytrading"] = lambda: _ppo_rate(lambda: _anytrading_ppo(frame, steps), steps)
     except ImportError as exc:
         reason = f"gym-anytrading not installed ({exc})"
-    rounds = ctx.rounds(contenders, repeats=ctx.repeats(3, 3), warmup=not ctx.quick)
+    rounds = ctx.rounds(contenders, repeats=ctx.repeats(3, 1), warmup=not ctx.quick)
     label = f"PPO steps/s, 1 env, {steps:,} steps (torch 1 thread)"
     figs = []
     if reason:

@@ -4,8 +4,8 @@ discovery prefers it to the adapter of the same NAME."""
 
 from __future__ import annotations
 
+import signal
 import statistics
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,23 +14,26 @@ from benchmarks.runner import Context, Figure, Suite, load_average
 BOUND_S = 180.0   # one live run against the fake; past this it is reported as hung, not waited for
 
 
+class Hung(Exception):
+    """A live run still going after its bound."""
+
+
 def bounded(fn: Callable[[], Any], seconds: float = BOUND_S) -> Any:
-    """fn() in a daemon thread; None when it has not returned after `seconds` (the thread is left
-    behind, idle, and dies with the process): one hung run must not stall the whole benchmark."""
-    box: dict[str, Any] = {}
+    """fn() with a SIGALRM watchdog (in the main thread: the runtime installs signal handlers,
+    so it cannot run in another thread); None when it has not returned after `seconds`, so one
+    hung run is reported instead of stalling the whole benchmark."""
+    def expire(signum: int, frame: Any) -> None:
+        raise Hung(f"still running after {seconds:.0f} s")
 
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except Exception as exc:  # reported as the run's result
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(int(seconds))
+    try:
+        return fn()
+    except Hung:
+        return None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_live(ctx: Context) -> list[Figure]:
