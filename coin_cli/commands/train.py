@@ -44,7 +44,10 @@ def train(
             from coin_cli.errors import UsageError
 
             raise UsageError("--probe cannot be combined with --sweep")
-        _sweep(app_ctx, sweep, resume, sweep_flags, symbol, interval, json_mode)
+        base = {"train__algo": (algo, "--algo"), "train__timesteps": (timesteps, "--timesteps"),
+                "train__n_envs": (n_envs, "--n-envs"), "train__seed": (seed, "--seed"),
+                "train__folds": (folds, "--folds"), "train__tensorboard": (tensorboard or None, "--tensorboard")}
+        _sweep(app_ctx, sweep, resume, sweep_flags, symbol, interval, json_mode, base)
         return
     given_sweep = [flag for flag, value in sweep_flags.items() if value is not None]
     if given_sweep:
@@ -131,13 +134,14 @@ def _is_sweep(app_ctx: Any, run_id: str) -> bool:
 
 
 def _sweep(app_ctx: Any, space_file: Path | None, resume: str | None, flags: dict[str, Any], symbol: str | None,
-           interval: str | None, json_mode: bool) -> None:
+           interval: str | None, json_mode: bool, base: dict[str, Any]) -> None:
     """Exit 0 when the sweep finished (the best trial promoted or not: the verdict is in the table,
     --json `status` and sweep.json); Ctrl-C keeps the finished trials, exit 130, --resume SWEEP_ID."""
     from coin_cli import render
     from coin_cli.sweep.service import SweepRequest, prepare, run_sweep, table_rows
 
-    settings = app_ctx.settings(data__symbol=(symbol, "--symbol"), data__interval=(interval, "--interval"))
+    # training flags set the sweep's base settings; the space file's fixed and searched keys win over them
+    settings = app_ctx.settings(data__symbol=(symbol, "--symbol"), data__interval=(interval, "--interval"), **base)
     request = SweepRequest(space_file, flags["--trials"], flags["--max-concurrent"], flags["--ray-address"],
                            flags["--storage"], resume)
     settings, space, request = prepare(settings, request)

@@ -68,6 +68,7 @@ def prepare(settings: Settings, request: SweepRequest) -> tuple[Settings, SweepS
             raise UsageError(f"--resume {request.resume}: no sweep run folder {old} (with {SWEEP_FILE})")
         if request.space_file is None:
             request.space_file = old / "space.yaml"
+        settings = _resumed_settings(settings, old)
     if request.space_file is None:
         raise UsageError("--sweep needs a search-space file (see examples/sweeps/)")
     space = load_space(request.space_file, settings)
@@ -80,6 +81,15 @@ def prepare(settings: Settings, request: SweepRequest) -> tuple[Settings, SweepS
 
     check_request(base)
     return base, space, request
+
+
+def _resumed_settings(settings: Settings, old: Path) -> Settings:
+    """The interrupted sweep's own base settings (its config.yaml), with this invocation's paths:
+    the restored trials must get the settings they were sampled for."""
+    from coin_cli.config import load_settings
+
+    resumed = load_settings(old / "config.yaml", env={})
+    return resumed.model_copy(update={"paths": settings.paths})
 
 
 def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run: Run,

@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import clean_env, last_line, run_coin
 
 pytest.importorskip("ray.tune", reason="the [sweep] extra (scripts/setup.sh installs it)")
+pytestmark = pytest.mark.timeout(900)  # Ray start-up and the trials on a loaded 2-core machine
 
 SPACE = """\
 trials: 3
