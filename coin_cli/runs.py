@@ -178,11 +178,12 @@ def file_lock(runs_dir: Path, name: str, what: str | None = None) -> Iterator[Pa
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             raise LockHeldError(
-                f"{path}: another {what or name} run holds this lock ({holder}); "
+                f"{path}: another run holds this lock ({holder}), so this {what or name} cannot start; "
                 "wait for it to finish or stop it first"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}".encode(), 0)
+        since = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        os.pwrite(fd, f"{what or name}, pid {os.getpid()} since {since}".encode(), 0)   # the holder, for others
         yield path
     finally:
         os.close(fd)

@@ -36,7 +36,7 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
 
     check_mode(settings.trade.mode)
     check_output_paths(settings)
-    with file_lock(settings.paths.runs_dir, lock_name(settings), "coin trade"):
+    with file_lock(settings.paths.runs_dir, lock_name(settings), "coin trade"), _store_lock(settings):
         rt = build_runtime(settings, run, request)
         try:
             started = time.perf_counter()
@@ -53,6 +53,18 @@ def run_trade(settings: Settings, run: Run, request: TradeRequest | None = None,
             rt.close()
     _record_outcome(run, summary)
     return summary
+
+
+def _store_lock(settings: Settings) -> Any:
+    """Paper and live append the stream's candles to the store for the whole run: the dataset's
+    writer lock (the one `coin data download/import` take), so neither overwrites the other's rows."""
+    import contextlib
+
+    if settings.trade.mode == "replay":
+        return contextlib.nullcontext()
+    from coin_cli.data.service import dataset_lock
+
+    return dataset_lock(settings, f"coin trade --mode {settings.trade.mode}")
 
 
 def _record_outcome(run: Run, summary: dict[str, Any]) -> None:
@@ -91,7 +103,8 @@ def check_output_paths(settings: Settings) -> None:
 def check_trade(settings: Settings, request: TradeRequest | None = None) -> dict[str, Any]:
     """Build the runtime without starting it: the "runtime ready" facts."""
     check_output_paths(settings)
-    rt = build_runtime(settings, None, request)
+    with _store_lock(settings):
+        rt = build_runtime(settings, None, request)
     try:
         lock = _lock_status(settings)
         pf, risk = rt.parts.portfolio, rt.parts.risk

@@ -164,12 +164,16 @@ def test_kill_9_mid_run_then_restart_equals_the_exchange(workdir: Path, fake: Fa
         deadline = time.monotonic() + 90
         while len(fake.control("my_trades")["result"]) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
+        # the run appends the stream's candles to the store: a download of the same dataset waits its turn
+        download = run_coin(["data", "download", "--symbol", "BTCUSDT", "--interval", "1s"], cwd=workdir,
+                            env=_env(fake))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    assert download.returncode == 5 and "holds this lock (coin trade --mode live, pid" in download.stderr
     prom = (workdir / "coin.prom").read_text()                        # written during the run, not only at its end
     assert 'mode="live"' in prom and "coin_equity" in prom
     again = _live(workdir, fake, "--max-bars", "3")

@@ -153,7 +153,7 @@ def test_lock_held_by_another_process_then_released_on_death(tmp_path: Path) -> 
     proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"held"
-        with pytest.raises(LockHeldError, match=r"another coin trade run holds this lock \(pid \d+"), \
+        with pytest.raises(LockHeldError, match=r"another run holds this lock \(coin trade, pid \d+"), \
                 file_lock(tmp_path, "trade-BTCUSDT-1h", "coin trade"):
             pass
     finally:
