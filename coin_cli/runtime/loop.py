@@ -225,6 +225,8 @@ def make_bar_processor(rt: Runtime) -> Callable[[int, float, float, float, float
                     pending.reason = reason
                     if at_decision:  # a venue: the order leaves now, at the decision (its task sends it)
                         order_id = submit_at_decision(rt, close, close_time)
+                        if order_id is not None:
+                            submit_us = (ns() - t0) // 1000
                 if reason[0] == "s":  # "stale: ..."
                     alerts.stale(open_time, (now - close_time) / 1000, stale_ms / 1000)
                     rt.stale_alert_on = True
