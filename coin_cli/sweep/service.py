@@ -108,7 +108,9 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
     data_info = {"source": data_manifest.get("source"), "sha256": data_manifest.get("sha256"),
                  "bootstrap_generated": generated}
     t = settings.train
-    evaluations = t.folds * (t.timesteps // t.eval_freq + 1)  # ASHA's max_t: one report per evaluation
+    # ASHA's max_t counts reports: one per evaluation (every eval_freq steps, and the end of each
+    # fold's training when that is not one), plus the trial's final report
+    evaluations = t.folds * (t.timesteps // t.eval_freq + 1) + 1
 
     _init_ray(request)
     try:
