@@ -137,3 +137,24 @@ def test_broker_waits_retry_after_on_429_then_places_once() -> None:
         assert late.status == "REJECTED" and "418" in (late.detail or "") and len(fake.orders.orders) == 1
 
     run(scenario)
+
+
+def test_a_refused_key_is_a_configuration_error_naming_the_variables() -> None:
+    from coin_cli.errors import UsageError
+
+    async def scenario(fake: FakeBinance, trading: BinanceTradingClient) -> None:
+        wrong = await BinanceRESTClient(fake.api_url, max_retries=0, api_key="not-the-key",
+                                        api_secret=SECRET).connect()
+        try:
+            with pytest.raises(UsageError, match=r"code -2015\): check BINANCE_API_KEY / BINANCE_API_SECRET"):
+                await BinanceTradingClient(wrong).account()
+        finally:
+            await wrong.close()
+        bad_secret = await BinanceRESTClient(fake.api_url, max_retries=0, api_key=KEY, api_secret="x").connect()
+        try:
+            with pytest.raises(UsageError, match=r"signature not valid"):
+                await BinanceTradingClient(bad_secret).account()
+        finally:
+            await bad_secret.close()
+
+    run(scenario)

@@ -33,6 +33,8 @@ WEIGHTS = {"order": 1, "order_query": 4, "my_trades_order": 5, "my_trades": 20, 
 UNKNOWN_CODES = (-1006, -1007)   # "execution status unknown" (binance.md §1)
 CLOCK_CODE = -1021
 NOT_FOUND_CODE = -2013
+KEY_CODES = {-2014: "API-key format invalid", -2015: "API key refused (invalid, IP or permissions)",
+             -1022: "signature not valid: BINANCE_API_SECRET does not belong to the key"}
 
 
 class TradingError(Exception):
@@ -146,6 +148,11 @@ class BinanceTradingClient:
                         continue
                     if exc.code == NOT_FOUND_CODE and not_found_ok:
                         return None
+                    if exc.code in KEY_CODES:  # the keys are configuration: exit 2, not an outage
+                        from coin_cli.errors import UsageError
+
+                        raise UsageError(f"{self.rest.api_url}: {what}: Binance says {KEY_CODES[exc.code]} "
+                                         f"(code {exc.code}): check BINANCE_API_KEY / BINANCE_API_SECRET") from None
                     raise
             raise ExchangeError(f"{self.rest.api_url}: {what}: clock still outside the recvWindow after a re-sync")
 
