@@ -53,6 +53,8 @@ def validation_reporter(settings: Settings, dataset: Any, fold: Any,
     from coin_cli.pipelines.metrics import compute_metrics
 
     def hook(model: Any) -> None:
+        if model.num_timesteps >= settings.train.timesteps:
+            return  # the fold's training is done: the trial's final report follows, ASHA must not stop it here
         net = export_policy(model, model.get_vec_normalize_env())
         net.spec["weights"] = train_env.action_weights(settings)
         policy = sb3_agents.SB3Policy(net, feature_hash=dataset.feature_hash, promoted=False)
