@@ -37,7 +37,8 @@ def run_trial(config: dict[str, Any], *, candles: Any, data_info: dict[str, Any]
 
     def report(metrics: dict[str, Any], run_dir: Path, final: bool) -> None:
         iteration["n"] += 1
-        snapshot = Path(tempfile.mkdtemp(prefix="coin-trial-ckpt-"))
+        # inside the trial's folder: a report Tune answers with a stop does not return, the finally below cleans up
+        snapshot = Path(tempfile.mkdtemp(prefix="checkpoint-", dir=work))
         shutil.copytree(run_dir, snapshot / "run", dirs_exist_ok=True)
         tune.report({**metrics, "final": final, "run_id": run_dir.name},
                     checkpoint=tune.Checkpoint.from_directory(str(snapshot / "run")))
