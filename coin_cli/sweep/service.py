@@ -13,13 +13,16 @@ experiment: what --resume restores; elsewhere with --storage).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +142,8 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
                                tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher,
                                                            scheduler=scheduler, num_samples=request.trials,
                                                            max_concurrent_trials=request.max_concurrent))
-        grid = tuner.fit()
+        with _sigterm_stops_tune() as terminated:
+            grid = tuner.fit()
         rows = _collect(grid, space, run, progress.statuses)
     finally:
         ray.shutdown()
@@ -148,10 +152,33 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
     summary = _finish(settings, run, space, request, rows, candles, data_info, interrupted,
                       round(time.perf_counter() - started, 1))
     if interrupted:
+        from coin_cli.errors import Terminated
+
         done = sum(r["status"] in ("finished", "stopped") for r in rows)
-        raise KeyboardInterrupt(f"{done} finished trials kept; continue with "
-                                f"coin train --sweep {space.path} --resume {run.run_id}")
+        stop = Terminated if terminated else KeyboardInterrupt   # exit 143 or 130, finished trials kept
+        raise stop(f"{done} finished trials kept; continue with "
+                   f"coin train --sweep {space.path} --resume {run.run_id}")
     return summary
+
+
+@contextlib.contextmanager
+def _sigterm_stops_tune() -> Iterator[list[int]]:
+    """SIGTERM (cron's timeout, systemd) during fit: Tune's own graceful stop (its SIGUSR1 handler,
+    the one Ctrl-C gets) instead of unwinding through it, so finished trials are collected too."""
+    terminated: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+
+    def on_term(signum: int, _frame: Any) -> None:
+        terminated.append(signum)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---- Ray ---------------------------------------------------------------------------------------

@@ -161,8 +161,8 @@ def test_sweep_on_a_local_multi_node_cluster(workdir: Path) -> None:
     _no_ray_left(workdir)
 
 
-def test_ctrl_c_keeps_finished_trials_and_resume_continues(workdir: Path) -> None:
-    space = _space(workdir)
+def _interrupted_sweep(workdir: Path, space: Path, sig: int, code: int) -> tuple[str, dict, list[dict]]:
+    """Start a sweep, send `sig` once a trial has finished; the run exits `code` keeping that trial."""
     proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "train", "--sweep", str(space), "--max-concurrent",
                              "1"], cwd=workdir, env=clean_env(_env(workdir)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -175,12 +175,12 @@ def test_ctrl_c_keeps_finished_trials_and_resume_continues(workdir: Path) -> Non
                 break
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     run_id = last_line(out)
     assert f"--resume {run_id}" in err
     first = json.loads((workdir / "runs" / run_id / "sweep.json").read_text())
@@ -188,6 +188,18 @@ def test_ctrl_c_keeps_finished_trials_and_resume_continues(workdir: Path) -> Non
     kept = [t for t in first["trials"] if t["status"] == "finished"]
     assert kept and all((workdir / "runs" / run_id / t["folder"] / "model.zip").is_file() for t in kept)
     assert len(first["trials"]) < 3 or any(t["status"] != "finished" for t in first["trials"])
+    return run_id, first, kept
+
+
+def test_sigterm_keeps_finished_trials_like_ctrl_c(workdir: Path) -> None:
+    # cron's `timeout` and systemd stop with SIGTERM: the same graceful stop, exit 143
+    _interrupted_sweep(workdir, _space(workdir), signal.SIGTERM, 143)
+    _no_ray_left(workdir)
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_continues(workdir: Path) -> None:
+    space = _space(workdir)
+    run_id, _first, kept = _interrupted_sweep(workdir, space, signal.SIGINT, 130)
 
     result = run_coin(["train", "--sweep", str(space), "--resume", run_id, "--json"], cwd=workdir,
                       env=_env(workdir), timeout=600)
