@@ -15,20 +15,12 @@ from coin_cli.env import TradingEnv
 from coin_cli.env.execution import ExecutionModel, ExecutionParams, action_levels
 from coin_cli.errors import ConfigError
 from coin_cli.features import compute_offline
-
-
-def candles(n: int = 800, seed: int = 11) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 20_000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[close[0]], close[:-1]]) * (1 + rng.normal(0, 0.002, n))
-    return pd.DataFrame({"open_time": np.arange(n, dtype=np.int64) * 3_600_000, "open": open_,
-                         "high": np.maximum(open_, close) * 1.003, "low": np.minimum(open_, close) * 0.997,
-                         "close": close, "volume": rng.lognormal(2, 1, n)})
+from tests.unit.test_env_trading import candles
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[pd.DataFrame, pd.DataFrame]:
-    frame = candles()
+    frame = candles(800, 11)
     return frame, compute_offline(frame)
 
 
