@@ -120,8 +120,7 @@ def apply_order_update(rt: Runtime, update: OrderUpdate) -> dict[str, Any] | Non
     status = status_after(order["status"], update.status)
     filled = max(order["filled_qty"] or 0.0, update.filled_qty or 0.0)
     if booked or status != order["status"] or filled != order["filled_qty"] or update.exchange_order_id:
-        state.set_order_status(update.client_order_id if order["client_order_id"] == update.client_order_id
-                               else order["client_order_id"], status, exchange_order_id=update.exchange_order_id,
+        state.set_order_status(order["client_order_id"], status, exchange_order_id=update.exchange_order_id,
                                filled_qty=filled, detail=update.detail)
         rt.commit()
     order["status"], order["filled_qty"] = status, filled

@@ -65,13 +65,12 @@ class LiveSession:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     async def start(self, rt: Runtime, queue: asyncio.Queue[Any]) -> None:
-        from coin_cli.integrations.binance.rest import BinanceRESTClient
         from coin_cli.integrations.binance.trading import BinanceTradingClient
         from coin_cli.integrations.binance.user_ws import BinanceUserWS
+        from coin_cli.runtime.live_build import rest_with_keys
 
         b = self.settings.binance
-        self.rest = await BinanceRESTClient(b.api_url, timeout=b.timeout, max_retries=b.max_retries, budget=self.budget,
-                                            api_key=self.keys[0], api_secret=self.keys[1]).connect()
+        self.rest = await rest_with_keys(self.settings, self.keys, self.budget).connect()
         self.trading = BinanceTradingClient(self.rest, b.recv_window)
         self.broker.attach(self.trading, queue)
         # the stream first: what happens from now on is on the queue, the fetch below covers before
@@ -242,10 +241,12 @@ class LiveSession:
         return report
 
     async def _order_with_trades(self, trade: dict[str, Any]) -> OrderUpdate:
+        from coin_cli.errors import ExchangeError
         from coin_cli.runtime.executions import from_order_answer, from_trades
 
-        answer = await self.trading.client.get_order(symbol=trade["symbol"], orderId=int(trade["orderId"]),
-                                                     recvWindow=self.trading.recv_window)
+        answer = await self.trading.query_order(trade["symbol"], order_id=int(trade["orderId"]))
+        if answer is None:  # listed in myTrades, so it exists: a lagging query; the next reconcile retries
+            raise ExchangeError(f"order {trade['orderId']} of trade {trade['id']} not found by query")
         update = from_order_answer(answer, source="reconcile")
         trades = await self.trading.my_trades(trade["symbol"], order_id=update.exchange_order_id)
         update.executions = from_trades(trades)

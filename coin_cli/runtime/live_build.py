@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 def require_live(settings: Settings, secrets: Secrets | None = None) -> tuple[str, str]:
     from coin_cli.config import Secrets
+    from coin_cli.integrations.binance.user_stream_service import missing_keys
 
     secrets = secrets or Secrets.from_env()
-    missing = [name for name, value in (("BINANCE_API_KEY", secrets.binance_api_key),
-                                        ("BINANCE_API_SECRET", secrets.binance_api_secret)) if not value]
+    missing = missing_keys(secrets)
     needs = []
     if missing:
         needs.append(f"{' and '.join(missing)} in the environment")

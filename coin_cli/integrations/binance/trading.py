@@ -83,6 +83,8 @@ class BinanceTradingClient:
         """POST /api/v3/order MARKET with newOrderRespType FULL; see the module doc for what it raises."""
         from binance.exceptions import BinanceAPIException
 
+        from coin_cli.integrations.binance.rest import _retry_after
+
         await self.rest.budget.reserve(WEIGHTS["order"], self.rest.server_now_ms, self.rest.stats)
         params = {"symbol": symbol, "side": side, "type": "MARKET", "quantity": quantity,
                   "newClientOrderId": client_order_id, "newOrderRespType": "FULL", "recvWindow": self.recv_window}
@@ -105,10 +107,12 @@ class BinanceTradingClient:
                 raise OutcomeUnknown(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         raise OutcomeUnknown("clock still out of the recvWindow after a re-sync")
 
-    async def query_order(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
-        """GET /api/v3/order by origClientOrderId; None when Binance says it does not exist (-2013)."""
+    async def query_order(self, symbol: str, client_order_id: str | None = None,
+                          order_id: int | None = None) -> dict[str, Any] | None:
+        """GET /api/v3/order by origClientOrderId (or orderId); None when it does not exist (-2013)."""
+        ident = {"origClientOrderId": client_order_id} if order_id is None else {"orderId": order_id}
         return await self._read("order query", WEIGHTS["order_query"], self.client.get_order, not_found_ok=True,
-                                symbol=symbol, origClientOrderId=client_order_id)
+                                symbol=symbol, **ident)
 
     async def my_trades(self, symbol: str, *, order_id: int | None = None, from_id: int | None = None,
                         limit: int = 1000) -> list[dict[str, Any]]:
@@ -163,11 +167,3 @@ def balances(account: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """GET /account's balances as {asset: (free, locked)} (the strings parsed)."""
     return {b["asset"]: (float(b["free"]), float(b["locked"])) for b in account.get("balances") or []}
 
-
-def _retry_after(response: Any) -> float | None:
-    headers = getattr(response, "headers", None)
-    value = None if headers is None else headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -24,10 +24,15 @@ if TYPE_CHECKING:
     from coin_cli.runs import Run
 
 
+def missing_keys(secrets: Secrets) -> list[str]:
+    """The Binance key variables not set in the environment."""
+    return [name for name, value in (("BINANCE_API_KEY", secrets.binance_api_key),
+                                     ("BINANCE_API_SECRET", secrets.binance_api_secret)) if not value]
+
+
 def require_keys(secrets: Secrets) -> tuple[str, str]:
     """The Binance key pair, or a UsageError (exit 2) naming what is missing."""
-    missing = [name for name, value in (("BINANCE_API_KEY", secrets.binance_api_key),
-                                        ("BINANCE_API_SECRET", secrets.binance_api_secret)) if not value]
+    missing = missing_keys(secrets)
     if missing:
         raise UsageError(f"the user data stream needs Binance API keys: {', '.join(missing)} "
                          "not set in the environment")
