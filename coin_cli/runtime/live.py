@@ -19,11 +19,11 @@ It runs at start and after every user-stream re-subscription (`resync` marker).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.aio import bounded
 from coin_cli.integrations.binance.user_ws import UserStreamEvent
 from coin_cli.runtime.events import StreamStatus
 from coin_cli.runtime.executions import (
@@ -139,8 +139,7 @@ class LiveSession:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=3.0)
         if self.user_ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.user_ws.close(), 3.0)
+            await bounded(self.user_ws.close(), 3.0)
         if self.rest is not None:
             await self.rest.close()
 

@@ -25,6 +25,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.aio import bounded, stop_task
 from coin_cli.runtime.brokers.base import OrderRejected
 from coin_cli.runtime.events import Candle, CandleBatch, EndOfStream, GapFilled, MarketEvent, StreamStatus, Wakeup
 
@@ -37,6 +38,7 @@ log = logging.getLogger("coin.runtime")
 
 _ns = time.perf_counter_ns
 _INF = float("inf")
+FEEDER_STOP_S = 5.0   # how long a stopping market source may take before it is abandoned
 
 
 def process_market_event(rt: Runtime, event: MarketEvent) -> None:
@@ -385,16 +387,14 @@ async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None
             timer.cancel()
         gap_filler.cancel()
         rt.stream.close()
-        if feeder is not None:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
+        # bounded: a socket that lost its cancel (aio.py) must not hold the exit; run_bounded abandons it
+        if feeder is not None and not await stop_task(feeder, FEEDER_STOP_S):
+            log.warning("the market source did not stop within %g s; abandoning it", FEEDER_STOP_S)
         if rt.live is not None:
             await rt.live.aclose()
         closer = getattr(gap_filler.fetcher, "aclose", None)
         if closer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(closer(), 5.0)
+            await bounded(closer(), 5.0)
 
 
 def _time_up(rt: Runtime, queue: asyncio.Queue[MarketEvent]) -> None:

@@ -16,7 +16,9 @@ a NEW one (a new BinanceSocketManager too: its connection cache may hold the old
 - `serverShutdown` events ("reconnect now");
 - no message for `stale_after_s` (the watchdog: default two intervals; a stalled socket);
 - the socket's age reaching `max_age_s` (a proactive reconnect before Binance's 24 h disconnect);
-- closing a socket can hang (> 30 s seen while it reconnects): every exit is under `close_timeout`.
+- closing a socket can hang (> 30 s seen while it reconnects): every exit is under `close_timeout`;
+- a cancel lost in `asyncio.wait_for` (Python 3.11, aio.py): every await on python-binance goes
+  through aio.py's helpers, so stopping the source always stops it.
 Reconnects back off exponentially with jitter (`reconnect_base` .. `reconnect_cap` seconds).
 
 For the gap fill: `last_closed_open_time` is the open time of the newest closed kline received,
@@ -26,12 +28,12 @@ For the gap fill: `last_closed_open_time` is the open time of the newest closed 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.aio import TIMED_OUT, bounded, within
 from coin_cli.errors import ExchangeError
 from coin_cli.runtime.events import Candle, EndOfStream, MarketEvent, StreamStatus
 
@@ -128,8 +130,7 @@ class MarketDataWS:
                 await queue.put(StreamStatus(up=False, detail=reason))
                 await asyncio.sleep(self._backoff(0))
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.close_connection(), self.close_timeout)
+            await bounded(client.close_connection(), self.close_timeout)
 
     async def _open(self, client: Any) -> Any:
         from binance import BinanceSocketManager
@@ -138,7 +139,8 @@ class MarketDataWS:
         manager.STREAM_URL = self.stream_url
         socket = manager.kline_socket(self.symbol, interval=self.interval)
         try:
-            await asyncio.wait_for(socket.__aenter__(), self.connect_timeout)
+            if await within(socket.__aenter__(), self.connect_timeout) is TIMED_OUT:
+                raise TimeoutError(f"no connection in {self.connect_timeout:g} s")
         except Exception as exc:  # refused, DNS, handshake, timeout: try again (with backoff)
             log.warning("%s: cannot connect (%s: %s)", self.endpoint, type(exc).__name__, exc)
             await self._close(socket)
@@ -156,15 +158,15 @@ class MarketDataWS:
                 return f"max age: {age:.0f} s on one connection (Binance disconnects at 24 h)"
             wait = min(self.stale_after_s, self.max_age_s - age)
             try:
-                msg = await asyncio.wait_for(socket.recv(), wait)
-            except TimeoutError:
-                if time.monotonic() - opened >= self.max_age_s:
-                    continue
-                return f"stale: no message for {self.stale_after_s:g} s"
+                msg = await within(socket.recv(), wait)
             except ReadLoopClosed as exc:
                 return f"read loop closed: {exc} (queue overflow?)"
             except Exception as exc:  # python-binance raised instead of reporting in-band
                 return f"error: {type(exc).__name__}: {exc}"
+            if msg is TIMED_OUT:
+                if time.monotonic() - opened >= self.max_age_s:
+                    continue
+                return f"stale: no message for {self.stale_after_s:g} s"
             self.messages += 1
             if not isinstance(msg, dict):
                 continue
@@ -186,8 +188,7 @@ class MarketDataWS:
             await queue.put(candle)
 
     async def _close(self, socket: Any) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(socket.__aexit__(None, None, None), self.close_timeout)
+        await bounded(socket.__aexit__(None, None, None), self.close_timeout)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.reconnect_cap, self.reconnect_base * 2**attempt)

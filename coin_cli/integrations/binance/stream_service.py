@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.aio import stop_task
 from coin_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -176,7 +177,6 @@ async def _stream(settings: Settings, emit: EventRecorder, max_events: int | Non
                 stopped = "max_events"
                 break
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task, 5.0)   # bounded: a socket that lost its cancel must not hold the exit
         await rest.close()
     return summary()

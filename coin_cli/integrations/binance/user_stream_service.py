@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from coin_cli.aio import stop_task
 from coin_cli.errors import UsageError
 from coin_cli.integrations.binance.stream_service import EventRecorder, OnEvent, run_recorded
 
@@ -126,6 +127,5 @@ async def _stream(settings: Settings, emit: EventRecorder, key: str, secret: str
                 stopped = "max_events"
                 break
     finally:
-        task.cancel()
-        await asyncio.wait({task}, timeout=source.exit_timeout * 3)
+        await stop_task(task, source.exit_timeout * 3)
     return summary()

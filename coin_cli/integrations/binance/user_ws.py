@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from coin_cli.aio import TIMED_OUT, bounded, within
 from coin_cli.config import redact_values
 from coin_cli.errors import ExchangeError
 from coin_cli.runtime.events import EndOfStream, StreamStatus
@@ -133,8 +134,10 @@ class BinanceUserWS:
 
         cls = client_class(self.api_url)
         try:
-            self._client = await asyncio.wait_for(cls.create(*self._keys, requests_params={"timeout": self.timeout}),
-                                                  self.timeout)
+            client = await within(cls.create(*self._keys, requests_params={"timeout": self.timeout}), self.timeout)
+            if client is TIMED_OUT:
+                raise TimeoutError(f"no answer in {self.timeout:g} s")
+            self._client = client
         except Exception as exc:
             raise ExchangeError(f"cannot reach Binance REST at {self.api_url}: "
                                 f"{self._redact(str(exc) or type(exc).__name__)}") from None
@@ -168,7 +171,8 @@ class BinanceUserWS:
     async def _subscribe(self, manager: Any, first: bool = False) -> Any:
         socket = manager.user_socket()
         try:
-            await asyncio.wait_for(socket.__aenter__(), self.timeout + self.exit_timeout)
+            if await within(socket.__aenter__(), self.timeout + self.exit_timeout) is TIMED_OUT:
+                raise TimeoutError("no subscription in time")
         except Exception as exc:
             await self._exit(socket)
             detail = self._redact(str(exc) or type(exc).__name__)
@@ -180,16 +184,9 @@ class BinanceUserWS:
     async def _forward(self, socket: Any, queue: asyncio.Queue[Any]) -> str:
         """Put events on the queue until the subscription breaks; returns why."""
         while True:
-            # recv() in a task of its own: python-binance's recv loop can swallow a cancel, so
-            # cancelling run() must not wait for it
-            receiving = asyncio.ensure_future(socket.recv())
+            # python-binance's recv loop can swallow a cancel: cancelling run() must not wait for it
             try:
-                await asyncio.wait({receiving})
-            finally:
-                if not receiving.done():
-                    receiving.cancel()
-            try:
-                message = receiving.result()
+                message = await within(socket.recv(), None)
             except Exception as exc:
                 return f"socket closed ({type(exc).__name__})"
             if is_error_dict(message):
@@ -216,11 +213,13 @@ class BinanceUserWS:
                 break
             await asyncio.sleep(0.1)
         try:
-            listed = await asyncio.wait_for(self._client._ws_api_request(
+            listed = await within(self._client._ws_api_request(
                 "session.subscriptions", signed=False, params={"id": str(uuid.uuid4())}), self.timeout)
         except Exception:  # cannot ask: treat as gone, a new subscription follows
             return False
         sid = getattr(socket, "_subscription_id", None)
+        if listed is TIMED_OUT:
+            return False
         return any(isinstance(item, dict) and item.get("subscriptionId") == sid for item in listed or [])
 
     async def _exit(self, socket: Any) -> None:
@@ -231,14 +230,3 @@ class BinanceUserWS:
         client, self._client = self._client, None
         if client is not None:
             await bounded(client.close_connection(), self.exit_timeout)
-
-
-async def bounded(coro: Any, timeout: float) -> None:
-    """Await `coro` for at most `timeout` s, errors ignored. Unlike wait_for, a coroutine that ignores
-    its cancel (python-binance closing while it reconnects) is abandoned instead of awaited forever."""
-    task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()   # retrieved: no "exception never retrieved" warning
