@@ -383,6 +383,8 @@ async def run_async(rt: Runtime, status: Callable[[dict[str, Any]], None] | None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if rt.recorder is not None:  # the stream's last candles into the store (merged at most every minute)
+            rt.recorder.flush(force=True)
         if timer is not None:
             timer.cancel()
         gap_filler.cancel()

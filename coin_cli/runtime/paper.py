@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from coin_cli.runtime.events import Candle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from coin_cli.config import Settings
     from coin_cli.data.store import DatasetWriter
     from coin_cli.runtime.sources import CandleArrays
@@ -28,6 +30,7 @@ log = logging.getLogger("coin.runtime")
 
 SOURCE = "binance-rest"
 STREAM_SOURCE = "binance-stream"
+RECORD_EVERY_S = 60.0   # the stream's candles are merged into the store at most this often
 
 
 def now_ms() -> int:
@@ -106,12 +109,22 @@ def _rows_to_frame(rows: list[list[Any]]) -> Any:
 
 
 class CandleRecorder:
-    """Closed stream candles the store does not have yet, merged in batches (one atomic write)."""
+    """Closed stream candles the store does not have yet, merged in batches (one atomic write).
 
-    def __init__(self, writer: DatasetWriter) -> None:
+    A merge rewrites the whole dataset file, whose size grows with the store, so it happens at most
+    every `every_s` seconds (and at the end of the run), not at every ledger commit. A kill -9 loses
+    at most that much of the store, never of the ledger: the next start's market fetch brings the
+    store up to now from REST before the first bar."""
+
+    def __init__(self, writer: DatasetWriter, every_s: float = RECORD_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.writer = writer
         self.rows: list[Candle] = []
         self.appended = 0
+        self.writes = 0
+        self.every_s = every_s
+        self.clock = clock
+        self.written_at = clock()
         frame = writer.frame
         self.last_open = int(frame["open_time"].iloc[-1]) if frame is not None and len(frame) else None
 
@@ -120,15 +133,19 @@ class CandleRecorder:
             self.rows.append(candle)
             self.last_open = candle.open_time
 
-    def flush(self) -> None:
-        if not self.rows:
+    def flush(self, force: bool = False) -> None:
+        """Merge the held candles into the store when `every_s` has passed since the last merge
+        (or `force`, at the end of a run)."""
+        if not self.rows or (not force and self.clock() - self.written_at < self.every_s):
             return
         import pandas as pd
 
         frame = pd.DataFrame([c.as_dict() for c in self.rows])
         self.writer.add(frame)
         self.appended += len(self.rows)
+        self.writes += 1
         self.rows = []
+        self.written_at = self.clock()
 
 
 class Market(NamedTuple):

@@ -100,3 +100,32 @@ def test_bad_names_are_usage_errors(tmp_path: Path) -> None:
         store.path("../BTC", "1h")
     with pytest.raises(UsageError, match="interval"):
         store.path("BTCUSDT", "7m")
+
+
+def test_stream_candles_reach_the_store_at_most_every_interval_and_at_the_end(tmp_path: Path) -> None:
+    """paper/live's CandleRecorder: the store file is rewritten whole, so not at every bar."""
+    from coin_cli.runtime.events import Candle
+    from coin_cli.runtime.paper import CandleRecorder
+
+    store, minute = CandleStore(tmp_path, "binance"), 60_000
+    store.merge("BTCUSDT", "1m", _ohlcv([0, minute]), "csv")
+    now = [0.0]
+    recorder = CandleRecorder(store.writer("BTCUSDT", "1m", "binance-stream"), every_s=60.0, clock=lambda: now[0])
+
+    def bar(i: int) -> Candle:
+        return Candle(i * minute, 1.0, 2.0, 0.5, 1.5, 3.0, (i + 1) * minute - 1)
+
+    recorder.add(bar(1))                       # already stored: not recorded again
+    for i in (2, 3):
+        recorder.add(bar(i))
+        recorder.flush()                       # a ledger commit per bar ...
+    assert len(store.read("BTCUSDT", "1m")) == 2   # ... but no rewrite inside the minute
+    now[0] = 61.0
+    recorder.add(bar(4))
+    recorder.flush()
+    assert store.read("BTCUSDT", "1m")["open_time"].tolist() == [i * minute for i in range(5)]
+    recorder.add(bar(5))
+    recorder.flush()
+    assert len(store.read("BTCUSDT", "1m")) == 5
+    recorder.flush(force=True)                 # the end of the run
+    assert len(store.read("BTCUSDT", "1m")) == 6 and recorder.appended == 4 and recorder.writes == 2
