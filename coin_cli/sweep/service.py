@@ -103,6 +103,7 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
     from ray.tune.search.optuna import OptunaSearch
 
     from coin_cli.data.service import load_or_bootstrap
+    from coin_cli.sweep import progress as sweep_progress
     from coin_cli.sweep.trial import run_trial
 
     started = time.perf_counter()
@@ -121,8 +122,8 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
         trainable = tune.with_parameters(run_trial, candles=candles, data_info=data_info,
                                          base=dump_settings(settings), space=space)
         trainable = tune.with_resources(trainable, {"cpu": 1})
-        progress = _progress_callback(on_event, space)
-        run_config = tune.RunConfig(name=name, storage_path=storage, verbose=0, callbacks=[progress],
+        progress, callback = sweep_progress.start(on_event, space)
+        run_config = tune.RunConfig(name=name, storage_path=storage, verbose=0, callbacks=[callback],
                                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                     failure_config=tune.FailureConfig(max_failures=0))
         if request.resume is not None:
@@ -141,7 +142,11 @@ def run_sweep(settings: Settings, space: SweepSpace, request: SweepRequest, run:
             tuner = tune.Tuner(trainable, param_space=space.tune_space(), run_config=run_config,
                                tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher,
                                                            scheduler=scheduler, num_samples=request.trials,
-                                                           max_concurrent_trials=request.max_concurrent))
+                                                           max_concurrent_trials=request.max_concurrent,
+                                                           # a trial is a stateless function: the next one
+                                                           # runs in the same worker, which has torch and
+                                                           # SB3 imported already (Ray's per-trial start-up)
+                                                           reuse_actors=True))
         with _sigterm_stops_tune() as terminated:
             grid = tuner.fit()
         rows = _collect(grid, space, run, progress.statuses)
@@ -197,8 +202,8 @@ def _init_ray(request: SweepRequest) -> None:
             from coin_cli.errors import ExchangeError
 
             raise ExchangeError(f"--ray-address {request.ray_address}: cannot join the Ray cluster ({exc})") from None
-    else:
-        ray.init(num_cpus=request.max_concurrent, **quiet)
+    else:  # "local": a new instance, even where `ray start` left a cluster that ray.init() would join
+        ray.init(address="local", num_cpus=request.max_concurrent, **quiet)
 
 
 def _storage(run: Run, request: SweepRequest) -> tuple[str, str]:
@@ -217,52 +222,6 @@ def _old_storage(settings: Settings, resume: str) -> tuple[str, str]:
     if not storage or not name:
         raise DataError(f"{Path(settings.paths.runs_dir) / resume / SWEEP_FILE}: no Tune experiment recorded")
     return str(storage), str(name)
-
-
-def _progress_callback(on_event: Event | None, space: SweepSpace) -> Any:
-    from ray.tune import Callback
-
-    class Progress(Callback):
-        """Trial events -> on_event (the command renders them); statuses for the trials table."""
-
-        def __init__(self) -> None:
-            self.statuses: dict[str, str] = {}
-            self.best: dict[str, float] = {}
-            self.interrupted = False
-
-        def _emit(self, trial: Any, status: str) -> None:
-            self.statuses[trial.trial_id] = status
-            if on_event is not None:
-                params = space.decode(trial.config or {})
-                on_event({"trial_id": trial.trial_id, "status": status, METRIC: self.best.get(trial.trial_id),
-                          "params": params})
-
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._emit(trial, "running")
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            value = result.get(METRIC)
-            if value is not None:
-                if result.get("final"):
-                    self.best[trial.trial_id] = float(value)
-                else:
-                    self.best[trial.trial_id] = max(float(value), self.best.get(trial.trial_id, float("-inf")))
-            self._emit(trial, "finished" if result.get("final") else "running")
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            final = bool((trial.last_result or {}).get("final"))
-            self._emit(trial, "finished" if final else "stopped")
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._emit(trial, "error")
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            for trial in trials:
-                if trial.status in ("RUNNING", "PENDING", "PAUSED"):
-                    self.statuses[trial.trial_id] = trial.status.lower()
-                    self.interrupted = True
-
-    return Progress()
 
 
 # ---- results -------------------------------------------------------------------------------------

@@ -102,10 +102,53 @@ def _no_ray_left(work: Path) -> None:
     shutil.rmtree(_ray_tmp(work), ignore_errors=True)
 
 
+def _sweep_on_a_terminal(work: Path, *args: str) -> tuple[int, str, str]:
+    """The sweep with its stderr on a pseudo-terminal (what a user at a prompt sees) and stdout piped:
+    (exit code, stdout, everything the terminal received)."""
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    env = clean_env({**_env(work), "TERM": "xterm-256color", "COLUMNS": "200"})
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "coin_cli", "train", "--sweep", str(_space(work)), *args],
+                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    screen: list[bytes] = []
+
+    def drain() -> None:  # a terminal that is not read fills up and blocks the writer
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:   # EIO: the child's side closed
+                return
+            if not data:
+                return
+            screen.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+        os.close(master)
+    return proc.returncode, out, b"".join(screen).decode(errors="replace")
+
+
 def test_local_sweep_then_trade_the_sweep_id(workdir: Path) -> None:
-    result = _sweep(workdir, "--max-concurrent", "2", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    code, out, screen = _sweep_on_a_terminal(workdir, "--max-concurrent", "2", "--json")
+    assert code == 0, screen[-3000:]
+    summary = json.loads(out)
+    # on a terminal: the live table of the trials, refreshed as they run, not the piped plain lines
+    assert "sweep: 0/3 trials done" in screen and "sweep: 3/3 trials done" in screen
+    assert "running" in screen and "best val Sharpe" in screen
+    assert not any(line.startswith("trial ") for line in screen.splitlines())
     sweep_dir = _check_sweep(workdir, summary, 3)
     sweep = json.loads((sweep_dir / "sweep.json").read_text())
     assert sweep["ray"] == {"address": "local", "cpus": 2}
