@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Real candle excerpts shipped with the repository (sources and licences: tests/data/README.md).
 TEST_DATA = Path(__file__).resolve().parent / "data"
+
+# pytest-xdist's workers run with SIGINT ignored, and an ignored signal stays ignored across exec:
+# every `coin` a test started would then shrug off the Ctrl-C the test sends. A user's terminal
+# delivers it, so the tests' children get Python's default handling back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _SCRUB_PREFIXES = ("COIN_", "BINANCE_", "TELEGRAM_")
 _SCRUB = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_COLOR")

@@ -80,6 +80,8 @@ def test_help_offers_completion_install_and_show(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
-    shown = subprocess.run([sys.executable, "-m", "coin_cli", "--show-completion", "bash"], cwd=tmp_path,
-                           env=clean_env(), capture_output=True, text=True, timeout=60)
+    # from a bash prompt, as a user runs it: the shell is detected from the parent processes (a test
+    # runner started in the background by a shell that exited has none of its own)
+    shown = subprocess.run(["bash", "-c", '"$0" -m coin_cli --show-completion; exit $?', sys.executable],
+                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "_COIN_COMPLETE=complete_bash" in shown.stdout
